@@ -1,0 +1,1 @@
+"""Occupancy data: on-disk layout, builders, the synthetic generator and datasets."""

@@ -1,0 +1,1 @@
+"""Networks and mmengine models: the sparse tokenizer and the trajectory-conditioned DiT forecaster."""
