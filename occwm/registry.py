@@ -13,3 +13,10 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='occwm', location
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='occwm',
                    locations=['occwm.evaluation'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='occwm', locations=['occwm.engine'])
+
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS  # noqa: E402
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS  # noqa: E402
+
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='occwm',
+                      locations=['occwm.data'])
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope='occwm', locations=['occwm.data'])

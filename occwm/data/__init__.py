@@ -1,1 +1,5 @@
 """Occupancy data: on-disk layout, builders, the synthetic generator and datasets."""
+from occwm.data.occ_dataset import OccForecastDataset
+from occwm.data.transforms import LoadOccWindow, PackOccInputs, occ_collate
+
+__all__ = ['OccForecastDataset', 'LoadOccWindow', 'PackOccInputs', 'occ_collate']

@@ -1,0 +1,44 @@
+# Trajectory-conditioned DiT forecaster over the frozen tokenizer's latents
+# (rectified flow): python tools/train.py configs/occ.py  (after configs/vae.py)
+_base_ = ['./_base_/default_runtime.py', './_base_/occ3d_data.py']
+
+tokenizer = dict(type='OccVAE', grid={{_base_.grid}})
+model = dict(
+    type='OccForecaster',
+    tokenizer=tokenizer,
+    tokenizer_ckpt='work_dirs/vae/iter_1500.pth',
+    dit=dict(preset='S'),
+    num_past={{_base_.num_past}},
+    num_future={{_base_.num_future}},
+)
+
+train_dataloader = dict(
+    batch_size=2, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='occ_collate'),
+    dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.train_ann_file}},
+                 num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, pipeline={{_base_.pipeline}}))
+val_dataloader = dict(
+    batch_size=1, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='occ_collate'),
+    dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.val_ann_file}},
+                 num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, stride=3, pipeline={{_base_.pipeline}},
+                 test_mode=True))
+test_dataloader = val_dataloader
+# OccWorld protocol: IoU / mIoU at 1 s, 2 s, 3 s = future frames 2, 4, 6.
+val_evaluator = dict(type='OccMetric', report_frames=(2, 4, 6), frame_names=('1s', '2s', '3s'))
+test_evaluator = val_evaluator
+
+max_iters = 2000
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.0),
+                     clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min=1e-5),
+]
+custom_hooks = [dict(type='EMAHook', momentum=1e-3, update_buffers=True, priority=49)]
+work_dir = './work_dirs/occ'

@@ -1,0 +1,99 @@
+"""``OccForecastDataset``: deterministic windows of past + future occupancy frames.
+
+Reads the Occ3D-nuScenes occupancy layout with an OccWorld-style scene-keyed info
+pkl (see ``occwm.data.layout``): the layout of Occ3D-nuScenes ``gts/`` with OccWorld's
+``nuscenes_infos_{train,val}_temporal_v3_scene.pkl``, of ``tools/build_occupancy.py``
+and of the synthetic generator alike.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from typing import List, Optional
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+
+from occwm.data.layout import ego2global_of, labels_path, load_scene_infos
+from occwm.geometry import trajectory_in_frame
+from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
+from occwm.registry import DATASETS
+
+
+@DATASETS.register_module()
+class OccForecastDataset(BaseDataset):
+    """Windows of ``num_past + num_future`` consecutive frames of a scene (2 Hz).
+
+    Window ``i`` is fixed at construction: ``__getitem__(i)`` always returns the same
+    frames (randomness only in seeded transforms). A scene of ``L`` frames gives
+    ``len(range(0, L - T + 1, stride))`` windows with ``T = num_past + num_future``;
+    shorter scenes give none. The present frame is the last past frame,
+    ``num_past - 1``.
+
+    Args:
+        ann_file: scene-keyed info pkl (relative to ``data_root`` unless absolute).
+        data_root: folder holding ``gts/<scene>/<token>/labels.npz``.
+        num_past: past frames including the present (default 5, OccWorld protocol).
+        num_future: future frames (default 6: 0.5 s ... 3 s).
+        stride: frames between window starts (default 1: every window).
+        scenes: optional list of scene names to keep.
+        **kwargs: ``pipeline``, ``test_mode``, ``indices`` ... of mmengine's ``BaseDataset``.
+
+    Each data info (before the pipeline) holds:
+        ``scene_name`` str; ``tokens`` list of T str; ``timestamps`` (T,) int64 µs;
+        ``occ_paths`` list of T ``labels.npz`` paths; ``ego2global`` (T, 4, 4) float64;
+        ``traj`` (T, 3) float32: x, y (metres) and yaw (radians) of each frame's ego
+        pose in the planar ego frame of the present frame (see ``occwm.geometry``);
+        ``num_past`` int.
+
+    Raises:
+        FileNotFoundError / ValueError from ``load_scene_infos`` naming the pkl.
+    """
+
+    METAINFO = dict(classes=OCC3D_CLASS_NAMES, palette=OCC3D_PALETTE.tolist())
+
+    def __init__(self, ann_file: str, data_root: str = '', num_past: int = 5,
+                 num_future: int = 6, stride: int = 1, scenes: Optional[List[str]] = None,
+                 **kwargs):
+        if num_past < 1 or num_future < 0 or stride < 1:
+            raise ValueError(f'need num_past >= 1, num_future >= 0, stride >= 1; got '
+                             f'{num_past}, {num_future}, {stride}')
+        self.num_past, self.num_future, self.stride = num_past, num_future, stride
+        self.scenes = scenes
+        super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
+
+    @property
+    def window_len(self) -> int:
+        """T = num_past + num_future."""
+        return self.num_past + self.num_future
+
+    def load_data_list(self) -> List[dict]:
+        """One entry per window, scenes in the pkl's order, windows in time order."""
+        infos = load_scene_infos(self.ann_file)
+        T = self.window_len
+        data_list = []
+        for scene_name, frames in infos.items():
+            if self.scenes is not None and scene_name not in self.scenes:
+                continue
+            if len(frames) < T:
+                continue
+            poses = np.stack([ego2global_of(f) for f in frames])  # (L, 4, 4)
+            if not np.all(np.isfinite(poses)):
+                raise ValueError(f'{self.ann_file}: non-finite ego pose in scene {scene_name!r}')
+            for start in range(0, len(frames) - T + 1, self.stride):
+                win = frames[start:start + T]
+                ego2global = poses[start:start + T]
+                data_list.append(dict(
+                    scene_name=scene_name,
+                    tokens=[f['token'] for f in win],
+                    timestamps=np.array([int(f['timestamp']) for f in win], np.int64),
+                    occ_paths=[labels_path(self.data_root, scene_name, f['token'])
+                               for f in win],
+                    ego2global=ego2global,
+                    traj=trajectory_in_frame(ego2global, self.num_past - 1).astype(np.float32),
+                    num_past=self.num_past))
+        return data_list
+
+    def _join_prefix(self):
+        # Paths are built in load_data_list; only the ann_file needs the data root.
+        if self.ann_file and not osp.isabs(self.ann_file) and self.data_root:
+            self.ann_file = osp.join(self.data_root, self.ann_file)
