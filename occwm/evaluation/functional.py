@@ -1,0 +1,182 @@
+"""Occupancy forecasting metrics as pure functions (numpy / torch).
+
+The protocol is OccWorld's (Zheng et al., "OccWorld: Learning a 3D Occupancy World
+Model for Autonomous Driving", ECCV 2024, ``utils/metric_util.py``,
+``multi_step_MeanIou``):
+
+* **mIoU**: per-class IoU over the semantic classes ``0..16`` (``others`` included,
+  ``free`` = 17 excluded), averaged over classes. A voxel whose ground truth is free
+  but which is predicted as class ``c`` is a false positive of ``c``.
+* **IoU**: geometry IoU of occupied (any label ``!= free``) against free.
+* Counts are **summed over the whole evaluation set** for each future-frame index
+  before any division; IoUs are not averaged per window.
+
+Everything here works on counts: ``confusion_counts`` turns one pair of grids into
+``OccCounts``; ``OccCounts`` add up; ``iou_from_counts`` / ``class_ious`` / ``miou``
+turn summed counts into scores in ``[0, 1]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+@dataclass
+class OccCounts:
+    """True positive / false positive / false negative voxel counts.
+
+    Attributes:
+        tp, fp, fn: ``(C,) int64`` per semantic class ``0..C-1`` (C = 17 for Occ3D;
+            free is not a semantic class).
+        geo_tp, geo_fp, geo_fn: ``int`` counts of the occupied-vs-free geometry
+            (occupied = any label other than free).
+
+    Counts add up with ``+`` (and ``sum(..., OccCounts.zeros(C))``).
+    """
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    geo_tp: int = 0
+    geo_fp: int = 0
+    geo_fn: int = 0
+
+    @classmethod
+    def zeros(cls, num_semantic: int = 17) -> 'OccCounts':
+        """All-zero counts for ``num_semantic`` classes."""
+        z = np.zeros(num_semantic, dtype=np.int64)
+        return cls(z.copy(), z.copy(), z.copy())
+
+    def __add__(self, other: 'OccCounts') -> 'OccCounts':
+        return OccCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn,
+                         self.geo_tp + other.geo_tp, self.geo_fp + other.geo_fp,
+                         self.geo_fn + other.geo_fn)
+
+    @property
+    def gt_count(self) -> np.ndarray:
+        """``(C,) int64`` ground-truth voxels per class (``tp + fn``)."""
+        return self.tp + self.fn
+
+    def class_ious(self, absent_class_iou: Optional[float] = None) -> np.ndarray:
+        """``(C,) float64`` per-class IoU in ``[0, 1]``; see :func:`class_ious`."""
+        return class_ious(self.tp, self.fp, self.fn, absent_class_iou)
+
+    def miou(self, absent_class_iou: Optional[float] = None) -> float:
+        """Mean IoU over semantic classes in ``[0, 1]``; see :func:`miou`."""
+        return miou(self.tp, self.fp, self.fn, absent_class_iou)
+
+    def iou(self) -> float:
+        """Occupied-vs-free geometry IoU in ``[0, 1]`` (NaN when both are empty)."""
+        return float(iou_from_counts(self.geo_tp, self.geo_fp, self.geo_fn))
+
+
+def confusion_counts(pred: ArrayLike, gt: ArrayLike, num_classes: int = 18,
+                     free_label: int = 17, mask: Optional[ArrayLike] = None) -> OccCounts:
+    """Per-class and geometry tp / fp / fn of one prediction against its ground truth.
+
+    One ``bincount`` over ``gt * num_classes + pred`` gives the full
+    ``(num_classes, num_classes)`` confusion matrix (rows: ground truth, columns:
+    prediction); everything else is read off it. Torch inputs are counted on their
+    own device.
+
+    Args:
+        pred: ``(...)`` integer labels ``0..num_classes-1`` (e.g. ``(X, Y, Z) uint8``).
+        gt: same shape as ``pred``.
+        num_classes: number of labels including free (18 for Occ3D).
+        free_label: the label of free space (17); must be the last label.
+        mask: optional ``bool`` of the same shape; only voxels where it is true count
+            (e.g. the Occ3D camera mask). OccWorld uses no mask.
+
+    Returns:
+        ``OccCounts`` with ``(num_classes - 1,)`` arrays for the semantic classes.
+    """
+    if free_label != num_classes - 1:
+        raise ValueError(f'free_label must be the last label ({num_classes - 1}), got {free_label}')
+    if tuple(pred.shape) != tuple(gt.shape):
+        raise ValueError(f'pred shape {tuple(pred.shape)} != gt shape {tuple(gt.shape)}')
+    if mask is not None and tuple(mask.shape) != tuple(gt.shape):
+        raise ValueError(f'mask shape {tuple(mask.shape)} != gt shape {tuple(gt.shape)}')
+    n = num_classes
+    if isinstance(pred, torch.Tensor) or isinstance(gt, torch.Tensor):
+        device = pred.device if isinstance(pred, torch.Tensor) else gt.device
+        p = torch.as_tensor(pred, device=device).reshape(-1).long()  # (V,)
+        g = torch.as_tensor(gt, device=device).reshape(-1).long()  # (V,)
+        if mask is not None:
+            keep = torch.as_tensor(mask, device=device).reshape(-1).bool()
+            p, g = p[keep], g[keep]
+        _check_range(p, g, n)
+        cm = torch.bincount(g * n + p, minlength=n * n).reshape(n, n).cpu().numpy()
+    else:
+        p = np.asarray(pred).reshape(-1).astype(np.int64)  # (V,)
+        g = np.asarray(gt).reshape(-1).astype(np.int64)  # (V,)
+        if mask is not None:
+            keep = np.asarray(mask).reshape(-1).astype(bool)
+            p, g = p[keep], g[keep]
+        _check_range(p, g, n)
+        cm = np.bincount(g * n + p, minlength=n * n).reshape(n, n)  # (gt, pred)
+    cm = cm.astype(np.int64)
+    diag = np.diag(cm)
+    sem = slice(0, free_label)  # semantic classes 0..16
+    return OccCounts(
+        tp=diag[sem].copy(),
+        fp=(cm.sum(axis=0) - diag)[sem],  # predicted c, gt something else (free included)
+        fn=(cm.sum(axis=1) - diag)[sem],  # gt c, predicted something else (free included)
+        geo_tp=int(cm[sem, sem].sum()),  # gt occupied, predicted occupied (any class)
+        geo_fp=int(cm[free_label, sem].sum()),  # gt free, predicted occupied
+        geo_fn=int(cm[sem, free_label].sum()),  # gt occupied, predicted free
+    )
+
+
+def _check_range(p, g, n: int) -> None:
+    for name, x in (('pred', p), ('gt', g)):
+        if x.numel() if isinstance(x, torch.Tensor) else x.size:
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi >= n:
+                raise ValueError(f'{name}: labels must lie in 0..{n - 1}, found {lo}..{hi}')
+
+
+def iou_from_counts(tp, fp, fn):
+    """IoU ``tp / (tp + fp + fn)`` elementwise, as float64; NaN where the union is 0.
+
+    Works on scalars and arrays of counts.
+    """
+    tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
+    union = tp + fp + fn
+    with np.errstate(divide='ignore', invalid='ignore'):
+        out = np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
+    return out if out.ndim else float(out)
+
+
+def class_ious(tp, fp, fn, absent_class_iou: Optional[float] = None) -> np.ndarray:
+    """Per-class IoU ``(C,) float64`` with a rule for classes absent from the ground truth.
+
+    Args:
+        tp, fp, fn: ``(C,)`` counts summed over the evaluation set.
+        absent_class_iou: the score of a class with no ground-truth voxel
+            (``tp + fn == 0``), whatever was predicted:
+            ``None``: NaN, i.e. the class is left out of the mean;
+            ``1.0``: OccWorld's ``utils/metric_util.py`` (``if total_seen == 0:
+            ious.append(1)``), which also scores 1 a class that is predicted but never
+            in the ground truth.
+    """
+    tp, fp, fn = (np.asarray(x, dtype=np.int64) for x in (tp, fp, fn))
+    ious = np.atleast_1d(iou_from_counts(tp, fp, fn)).astype(np.float64)
+    absent = (tp + fn) == 0
+    ious[absent] = np.nan if absent_class_iou is None else float(absent_class_iou)
+    return ious
+
+
+def miou(tp, fp, fn, absent_class_iou: Optional[float] = None) -> float:
+    """Mean of :func:`class_ious` over the classes that are not NaN, in ``[0, 1]``.
+
+    Pass only the semantic classes (0..16 for Occ3D, free excluded). Returns NaN when
+    no class is left (``absent_class_iou=None`` and an all-free ground truth).
+    """
+    ious = class_ious(tp, fp, fn, absent_class_iou)
+    valid = ~np.isnan(ious)
+    return float(ious[valid].mean()) if valid.any() else float('nan')

@@ -1,0 +1,34 @@
+"""Small builders shared by the tests: a tiny grid and a tiny on-disk scene."""
+import numpy as np
+
+from occwm.data.layout import add_trajectories, labels_path, make_frame_info, save_labels, save_pickle
+from occwm.grid import OccGrid
+
+TINY_GRID = OccGrid(point_cloud_range=(-6.4, -6.4, -1.0, 6.4, 6.4, 2.2), voxel_size=0.4)  # 32x32x8
+
+
+def write_tiny_scenes(root, lengths=(13, 5), grid=TINY_GRID, speed=2.0, name='infos.pkl'):
+    """Write scenes of the given lengths; frame k holds a road layer and a block at x index k.
+
+    The ego drives along +x at ``speed`` m/s (2 Hz) with a slight left turn.
+    Returns the pkl path.
+    """
+    infos = {}
+    X, Y, Z = grid.shape
+    for s, L in enumerate(lengths):
+        scene = f'tiny-{s}'
+        frames = []
+        for k in range(L):
+            occ = np.full(grid.shape, grid.free_label, np.uint8)
+            occ[:, :, 2] = 11
+            occ[k % X, 3:6, 3:5] = 4
+            token = f'{scene}-{k:03d}'
+            save_labels(labels_path(str(root), scene, token), occ, grid=grid)
+            yaw = 0.02 * k
+            frames.append(make_frame_info(
+                scene, token, 1_000_000 + 500_000 * k, (speed * 0.5 * k, 0.1 * k * k, 0.0),
+                (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))))
+        infos[scene] = add_trajectories(frames)
+    path = str(root / name)
+    save_pickle(path, dict(metadata=dict(version='test'), infos=infos))
+    return path

@@ -1,0 +1,54 @@
+import os
+
+import numpy as np
+import pytest
+
+from occwm.data.layout import (add_trajectories, load_labels, load_scene_infos, make_frame_info,
+                               save_labels, save_pickle)
+from occwm.grid import DEFAULT_GRID
+
+
+def test_labels_roundtrip_and_errors(tmp_path):
+    occ = np.full(DEFAULT_GRID.shape, 17, np.uint8)
+    occ[100, 100, 2] = 11
+    path = str(tmp_path / 'gts' / 's' / 't' / 'labels.npz')
+    save_labels(path, occ)
+    out = load_labels(path, keys=('semantics', 'mask_lidar', 'mask_camera'))
+    assert np.array_equal(out['semantics'], occ) and out['mask_lidar'].all()
+    with pytest.raises(FileNotFoundError, match='nothere'):
+        load_labels(str(tmp_path / 'nothere.npz'))
+    np.savez(str(tmp_path / 'bad.npz'), occupancy=occ)
+    with pytest.raises(ValueError, match="bad.npz: missing key 'semantics'"):
+        load_labels(str(tmp_path / 'bad.npz'))
+
+
+def test_failed_write_keeps_old_file(tmp_path):
+    path = str(tmp_path / 'labels.npz')
+    occ = np.full(DEFAULT_GRID.shape, 17, np.uint8)
+    save_labels(path, occ)
+    before = open(path, 'rb').read()
+    with pytest.raises(ValueError):
+        save_labels(path, np.full(DEFAULT_GRID.shape, 30, np.uint8))
+    assert open(path, 'rb').read() == before
+    assert [f for f in os.listdir(tmp_path) if f.startswith('.tmp_')] == []
+
+
+def test_trajectory_fields_follow_uniad_convention():
+    frames = [make_frame_info('s', f't{k}', k * 500_000, (2.0 * k, 0.0, 0.0), (1, 0, 0, 0))
+              for k in range(8)]
+    add_trajectories(frames)
+    f = frames[1]
+    np.testing.assert_allclose(f['gt_ego_fut_trajs'], [[2, 0]] * 6)  # per-step displacements
+    np.testing.assert_allclose(f['ego_fut_traj'][:, 0], [2, 4, 6, 8, 10, 12])
+    np.testing.assert_allclose(f['gt_ego_fut_masks'], 1)
+    last = frames[5]
+    np.testing.assert_allclose(last['gt_ego_fut_masks'], [1, 1, 0, 0, 0, 0])
+    np.testing.assert_allclose(last['gt_ego_his_trajs'], [[2, 0], [2, 0]])
+    np.testing.assert_allclose(frames[0]['gt_ego_his_trajs'], 0)
+
+
+def test_infos_must_be_scene_keyed(tmp_path):
+    path = str(tmp_path / 'flat.pkl')
+    save_pickle(path, dict(infos=[{'token': 'a'}]))
+    with pytest.raises(ValueError, match='flat.pkl.*scene-keyed'):
+        load_scene_infos(path)
