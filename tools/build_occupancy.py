@@ -23,10 +23,14 @@ OCC3D_REFERENCE = os.path.join(SHARED, 'occ3d_sample', '29796060110c4163b07f06ef
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('src_dir', help='folder in the layout of nuscenes_seq11 (pc_seman/, bbox/, pose/, calib/)')
-    p.add_argument('out_dir', help='output data root (gts/<scene>/<token>/labels.npz and the info pkl)')
-    p.add_argument('--scene-name', help='scene key (default: from the folder name, e.g. nuscenes_seq11)')
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('src_dir', help='folder in the layout of nuscenes_seq11 '
+                                   '(pc_seman/, bbox/, pose/, calib/)')
+    p.add_argument('out_dir', help='output data root '
+                                   '(gts/<scene>/<token>/labels.npz and the info pkl)')
+    p.add_argument('--scene-name',
+                   help='scene key (default: from the folder name, e.g. nuscenes_seq11)')
     p.add_argument('--info-name', help='info pkl file name (default: <scene>_infos.pkl)')
     p.add_argument('--grid', nargs=7, type=float,
                    metavar=('X_MIN', 'Y_MIN', 'Z_MIN', 'X_MAX', 'Y_MAX', 'Z_MAX', 'VOXEL'),

@@ -4,7 +4,7 @@ Input: a folder in the layout of ``../shared/data/nuscenes_seq11`` (see its READ
 one file per frame ``K = 0..L-1``::
 
     pc_seman/pc_seman_K.npy               (N, 4) float   x, y, z (LiDAR frame, metres), label 0..16
-    bbox/bboxK.npy                        (M, 7) float   x, y, z_bottom, dx, dy, dz, yaw (LiDAR frame)
+    bbox/bboxK.npy                        (M, 7) float   x, y, z_bottom, dx, dy, dz, yaw (LiDAR)
     bbox/boxes_tokenK.npy                 (M,)   str     nuScenes instance tokens (persistent)
     bbox/object_categoryK.npy             (M,)   int     class ids 0..16
     pose/lidar_ego_poseK.npy              pickled dict   nuScenes ego_pose record (ego -> global)
@@ -263,7 +263,8 @@ def ray_cast_observed(origin: np.ndarray, points: np.ndarray, grid: OccGrid = DE
 
 # ----------------------------------------------------------------------------- building
 def _split_frame(f: SourceFrame):
-    """Static ego-frame points, instance points (box-local) and own-frame-only points."""
+    """Static ego-frame points + labels, instance points (box-local x, y, z, label per
+    token), own-frame-only points + labels, and all valid points (ego frame)."""
     keep = ~((f.labels == 0) & (np.linalg.norm(f.points, axis=1) < NEAR_SENSOR_M))
     ego = transform_points(f.lidar2ego, f.points)                          # (N, 3) ego frame
     body = np.all((ego >= EGO_BODY[:3]) & (ego <= EGO_BODY[3:]), axis=1)
@@ -278,7 +279,7 @@ def _split_frame(f: SourceFrame):
         loc = box_local(f.points[sel], f.boxes[b])                        # (n, 3) box frame
         instances.setdefault(f.box_tokens[b], []).append(
             np.concatenate([loc, f.labels[sel, None].astype(np.float64)], axis=1))
-    return (ego[static], f.labels[static]), instances, (ego[own], f.labels[own])
+    return (ego[static], f.labels[static]), instances, (ego[own], f.labels[own]), ego[keep]
 
 
 def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
@@ -292,7 +293,7 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
     from tqdm import tqdm
     split = [_split_frame(f) for f in frames]
     instances: Dict[str, np.ndarray] = {}
-    for _, inst, _ in split:
+    for _, inst, _, _ in split:
         for tok, parts in inst.items():
             instances.setdefault(tok, []).extend(parts)
     instances = {tok: np.concatenate(parts) for tok, parts in instances.items()}  # (n, 4)
@@ -301,7 +302,7 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
     for k, f in enumerate(tqdm(frames, desc='occupancy', unit='frame', disable=not progress)):
         inv_k = np.linalg.inv(flat[k])
         pts, labs = [], []
-        for j, ((sp, sl), _, _) in enumerate(split):                      # step 3: static
+        for j, ((sp, sl), _, _, _) in enumerate(split):                   # step 3: static
             pts.append(transform_points(inv_k @ flat[j], sp))
             labs.append(sl)
         pts.append(split[k][2][0])                                        # own-frame movers
@@ -315,8 +316,7 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
         sem = voxelize_majority(pts, labs, grid)                          # step 5
         mask = sem != grid.free_label                                     # step 6
         if ray_cast:
-            own = transform_points(f.lidar2ego, f.points[f.labels != 0])
-            mask |= ray_cast_observed(f.lidar2ego[:3, 3], own, grid)
+            mask |= ray_cast_observed(f.lidar2ego[:3, 3], split[k][3], grid)
         out.append(dict(semantics=sem, mask_lidar=mask.astype(np.uint8)))
     return out
 
@@ -354,10 +354,12 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
         paths.append(labels_path(out_dir, scene_name, f.token))
         save_labels(paths[-1], o['semantics'], o['mask_lidar'], grid=grid)
     info_path = os.path.join(out_dir, info_name or f'{scene_name}_infos.pkl')
-    metadata = dict(version='occwm-occ-builder-v1', source=os.path.basename(os.path.normpath(src_dir)),
+    metadata = dict(version='occwm-occ-builder-v1',
+                    source=os.path.basename(os.path.normpath(src_dir)),
                     point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size,
                     occ_size=grid.shape, ray_cast=ray_cast)
-    save_pickle(info_path, dict(metadata=metadata, infos={scene_name: frame_infos(frames, scene_name)}))
+    infos = {scene_name: frame_infos(frames, scene_name)}
+    save_pickle(info_path, dict(metadata=metadata, infos=infos))
     return dict(scene_name=scene_name, info_path=info_path, label_paths=paths, occupancy=occ,
                 ego2globals=np.stack([f.ego2global for f in frames]),
                 seconds=time.perf_counter() - start)

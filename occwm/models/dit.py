@@ -238,11 +238,10 @@ class OccDiT(nn.Module):
         nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
         nn.init.constant_(self.x_embedder.bias, 0)
 
-        # Timestep, trajectory, null and frame-type embeddings.
+        # Timestep MLP as in DiT; the trajectory MLP keeps xavier (an O(1) pose signal
+        # from the start); null and frame-type embeddings small.
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        nn.init.normal_(self.traj_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.traj_embedder.mlp[2].weight, std=0.02)
         nn.init.normal_(self.traj_embedder.null, std=0.02)
         nn.init.normal_(self.frame_type_embed, std=0.02)
 

@@ -1,0 +1,193 @@
+"""OccForecaster: a frozen occupancy tokenizer plus a trajectory-conditioned latent DiT
+trained by flow matching to forecast the future occupancy.
+
+Frames: ``T = num_past + num_future``; frame ``num_past - 1`` is the present, whose ego
+pose (trajectory row) is zero. The DiT sees the clean latents of the past frames and the
+noisy latents of the future frames; only the future velocities enter the loss.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+
+from occwm.models.dit import OccDiT
+from occwm.models.flow import interpolate, sample, sample_time, velocity_target
+from occwm.registry import MODELS
+
+TOKENIZER_MISSING = ('tokenizer checkpoint {} not found: train the tokenizer first with  '
+                     'python tools/train.py configs/vae.py  (or set model.tokenizer_ckpt)')
+
+
+@MODELS.register_module()
+class OccForecaster(BaseModel):
+    """Latent flow-matching forecaster of future occupancy given the past and the ego
+    trajectory.
+
+    Args:
+        tokenizer: config dict of the tokenizer (built with ``MODELS.build``); it has
+            ``encode(occ (N, X, Y, Z) uint8) -> (mu, logvar)`` each ``(N, C, H, W)`` and
+            ``decode(z (N, C, H, W)) -> (N, X, Y, Z) uint8``.
+        tokenizer_ckpt: mmengine checkpoint whose ``state_dict`` holds the tokenizer's
+            weights; ``None`` keeps a random tokenizer (tests only).
+        dit: keyword arguments of ``OccDiT`` (e.g. ``dict(preset='S')``);
+            ``in_channels`` defaults to the tokenizer's ``latent_channels`` attribute
+            and must match it.
+        num_past, num_future: context and forecast frames.
+        latent_scale: the DiT works on ``latent_scale * mu``.
+        traj_drop_prob: probability of replacing the trajectory by the null embedding
+            in training (classifier-free guidance).
+        time_dist: training time density, ``'logit_normal'`` or ``'uniform'``.
+        sampler: ``dict(steps, method, cfg_scale)`` defaults of ``forecast``.
+        predict_seed: seed of the noise drawn in ``mode='predict'`` (reproducible eval).
+        data_preprocessor: mmengine data preprocessor config (default: move to device).
+    """
+
+    def __init__(self, tokenizer: dict, tokenizer_ckpt: Optional[str] = None,
+                 dit: Optional[dict] = None, num_past: int = 5, num_future: int = 6,
+                 latent_scale: float = 1.0, traj_drop_prob: float = 0.1,
+                 time_dist: str = 'logit_normal', sampler: Optional[dict] = None,
+                 predict_seed: int = 0, data_preprocessor: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.tokenizer = MODELS.build(tokenizer)
+        if tokenizer_ckpt is not None:
+            if not os.path.isfile(tokenizer_ckpt):
+                raise FileNotFoundError(TOKENIZER_MISSING.format(tokenizer_ckpt))
+            import occwm.compat  # noqa: F401  (mmengine checkpoints load weights-only)
+            from mmengine.runner import load_checkpoint
+            load_checkpoint(self.tokenizer, tokenizer_ckpt, map_location='cpu', strict=True)
+        self.tokenizer.requires_grad_(False)
+        self.tokenizer.eval()
+
+        dit = dict(dit or {})
+        c_lat = getattr(self.tokenizer, 'latent_channels', None)
+        if c_lat is not None:
+            if dit.setdefault('in_channels', c_lat) != c_lat:
+                raise ValueError(f"dit.in_channels={dit['in_channels']} but the tokenizer has "
+                                 f'{c_lat} latent channels')
+        self.dit = OccDiT(**dit)
+        self.num_past = num_past
+        self.num_future = num_future
+        self.latent_scale = latent_scale
+        self.traj_drop_prob = traj_drop_prob
+        self.time_dist = time_dist
+        self.sampler = dict(steps=4, method='heun', cfg_scale=1.0)
+        self.sampler.update(sampler or {})
+        self.predict_seed = predict_seed
+
+    def train(self, mode: bool = True) -> 'OccForecaster':
+        """Set the DiT's mode; the frozen tokenizer always stays in eval mode."""
+        super().train(mode)
+        self.tokenizer.eval()
+        return self
+
+    @property
+    def is_future(self) -> torch.Tensor:
+        """``(T,) bool``: True on the ``num_future`` frames after the present."""
+        return torch.arange(self.num_past + self.num_future) >= self.num_past
+
+    @torch.no_grad()
+    def encode(self, occ: torch.Tensor) -> torch.Tensor:
+        """``(B, T, X, Y, Z) uint8`` to scaled latents ``(B, T, C, H, W) float32`` (mu)."""
+        B, T = occ.shape[:2]
+        mu, _ = self.tokenizer.encode(occ.flatten(0, 1))  # (B * T, C, H, W)
+        return (mu.float() * self.latent_scale).unflatten(0, (B, T))  # (B, T, C, H, W)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``(B, T, C, H, W)`` to ``(B, T, X, Y, Z) uint8`` labels."""
+        B, T = z.shape[:2]
+        occ = self.tokenizer.decode(z.flatten(0, 1) / self.latent_scale)  # (B * T, X, Y, Z)
+        return occ.unflatten(0, (B, T))  # (B, T, X, Y, Z)
+
+    def loss(self, occ: torch.Tensor, traj: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Flow-matching loss on the future frames (``occwm/models/flow.py``).
+
+        Args:
+            occ: ``(B, T, X, Y, Z) uint8`` past and future occupancy.
+            traj: ``(B, T, 3) float32`` ego pose per frame (x m, y m, yaw rad), present frame.
+        """
+        P = self.num_past
+        x_data = self.encode(occ)  # (B, T, C, H, W)
+        B, device = x_data.shape[0], x_data.device
+        future = x_data[:, P:]  # (B, T_f, C, H, W)
+        noise = torch.randn_like(future)  # (B, T_f, C, H, W)
+        t = sample_time(B, dist=self.time_dist, device=device)  # (B,)
+        x_in = torch.cat([x_data[:, :P], interpolate(future, noise, t)], dim=1)  # (B, T, C, H, W)
+        keep = torch.rand(B, device=device) >= self.traj_drop_prob  # (B,)
+        v = self.dit(x_in, t, traj.float(), keep, self.is_future.to(device))  # (B, T, C, H, W)
+        return {'loss_flow': F.mse_loss(v[:, P:], velocity_target(future, noise))}
+
+    @torch.no_grad()
+    def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: Optional[int] = None,
+                 cfg_scale: Optional[float] = None, generator: Optional[torch.Generator] = None,
+                 method: Optional[str] = None) -> torch.Tensor:
+        """Sample the future occupancy.
+
+        Args:
+            past_occ: ``(B, T_p, X, Y, Z) uint8`` the past frames, the last one the present.
+            traj: ``(B, T, 3) float32`` ego pose of all ``T = T_p + T_f`` frames
+                (x m, y m, yaw rad) in the present ego frame.
+            steps, cfg_scale, method: override the ``sampler`` defaults.
+            generator: a CPU ``torch.Generator`` for the initial noise (deterministic).
+
+        Returns:
+            ``(B, T_f, X, Y, Z) uint8`` forecast labels on ``past_occ``'s device.
+        """
+        if past_occ.shape[1] != self.num_past:
+            raise ValueError(f'past_occ has {past_occ.shape[1]} frames, want num_past={self.num_past}')
+        P, Tf = self.num_past, self.num_future
+        if traj.shape[1] != P + Tf:
+            raise ValueError(f'traj has {traj.shape[1]} frames, want {P + Tf}')
+        context = self.encode(past_occ)  # (B, T_p, C, H, W)
+        B, _, C, H, W = context.shape
+        device = context.device
+        noise = torch.randn((B, Tf, C, H, W), generator=generator).to(device)  # (B, T_f, C, H, W)
+        traj = traj.float().to(device)
+        is_future = self.is_future.to(device)
+
+        def model_fn(x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+            r = x.shape[0] // B  # 2 under classifier-free guidance
+            x_in = torch.cat([context.repeat(r, 1, 1, 1, 1), x], dim=1)  # (r * B, T, C, H, W)
+            v = self.dit(x_in, t, traj.repeat(r, 1, 1), keep, is_future)  # (r * B, T, C, H, W)
+            return v[:, P:]  # (r * B, T_f, C, H, W)
+
+        z = sample(model_fn, noise,
+                   steps=steps or self.sampler['steps'],
+                   method=method or self.sampler['method'],
+                   cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
+        return self.decode(z)  # (B, T_f, X, Y, Z)
+
+    def forward(self, inputs: Dict[str, Union[torch.Tensor, List[torch.Tensor]]],
+                data_samples: Optional[list] = None, mode: str = 'tensor'):
+        """mmengine entry point.
+
+        Args:
+            inputs: ``{'occ': (B, T, X, Y, Z) uint8, 'traj': (B, T, 3) float32}`` (or lists
+                of per-sample tensors), ``T = num_past + num_future``.
+            mode: ``'loss'`` -> ``{'loss_flow'}``; ``'predict'`` -> a list of ``B`` dicts
+                ``{'pred_occ', 'gt_occ', 'baselines': {'copy_last'}}``, each
+                ``(T_f, X, Y, Z) uint8`` on the CPU; ``'tensor'`` -> ``(B, T_f, X, Y, Z)``
+                forecast.
+        """
+        occ, traj = inputs['occ'], inputs['traj']
+        occ = torch.stack(list(occ)) if isinstance(occ, (list, tuple)) else occ  # (B, T, X, Y, Z)
+        traj = torch.stack(list(traj)) if isinstance(traj, (list, tuple)) else traj  # (B, T, 3)
+        if mode == 'loss':
+            return self.loss(occ, traj)
+        P = self.num_past
+        generator = torch.Generator().manual_seed(self.predict_seed)
+        pred = self.forecast(occ[:, :P], traj, generator=generator)  # (B, T_f, X, Y, Z)
+        if mode == 'tensor':
+            return pred
+        if mode != 'predict':
+            raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
+        Tf = self.num_future
+        copy_last = occ[:, P - 1:P].expand(-1, Tf, -1, -1, -1)  # (B, T_f, X, Y, Z)
+        return [dict(pred_occ=pred[i].to(torch.uint8).cpu(),
+                     gt_occ=occ[i, P:].to(torch.uint8).cpu(),
+                     baselines=dict(copy_last=copy_last[i].to(torch.uint8).contiguous().cpu()))
+                for i in range(occ.shape[0])]

@@ -1,0 +1,171 @@
+"""OccForecaster with a small fake tokenizer (same API as ``OccVAE``) on toy grids."""
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.optim import OptimWrapper
+from mmengine.runner import save_checkpoint
+
+from occwm.models.forecaster import OccForecaster
+from occwm.registry import MODELS
+
+FREE = 17
+X, Y, Z = 16, 16, 2
+P, TF = 3, 3
+
+
+@MODELS.register_module(force=True)
+class FakeTokenizer(nn.Module):
+    """Occupied fraction average-pooled by ``f`` to ``(N, 1, X/f, Y/f)``, lifted to
+    ``latent_channels`` by a 1x1 conv; decoded by argmax of a linear layer per voxel."""
+
+    def __init__(self, latent_channels: int = 4, factor: int = 4, z: int = Z):
+        super().__init__()
+        self.latent_channels, self.factor, self.z = latent_channels, factor, z
+        self.enc = nn.Conv2d(1, latent_channels, 1)
+        self.dec = nn.Conv2d(latent_channels, 18 * z, 1)
+        self.drop = nn.Dropout(0.5)  # would make encode random in train mode
+
+    def encode(self, occ):
+        occupied = (occ != FREE).float().mean(-1)[:, None]  # (N, 1, X, Y)
+        mu = self.drop(self.enc(F.avg_pool2d(occupied, self.factor)))  # (N, C, H, W)
+        return mu, torch.zeros_like(mu)
+
+    def decode(self, z):
+        logits = self.dec(F.interpolate(z, scale_factor=self.factor))  # (N, 18 * Z, X, Y)
+        N, _, Xs, Ys = logits.shape
+        logits = logits.reshape(N, 18, self.z, Xs, Ys)  # (N, 18, Z, X, Y)
+        return logits.argmax(1).permute(0, 2, 3, 1).to(torch.uint8)  # (N, X, Y, Z)
+
+
+def build(**kwargs):
+    cfg = dict(tokenizer=dict(type='FakeTokenizer'), tokenizer_ckpt=None,
+               dit=dict(preset='tiny', patch_size=1), num_past=P, num_future=TF,
+               sampler=dict(steps=2, method='euler'))
+    cfg.update(kwargs)
+    return OccForecaster(**cfg)
+
+
+def toy_batch(B: int, generator: torch.Generator):
+    """A static 4x4 block seen from an ego car that drives along x at one speed up to
+    the present and at another, random one afterwards: the future position of the
+    block follows the trajectory, which the past alone does not tell."""
+    T = P + TF
+    k = torch.arange(T) - (P - 1)  # frame offsets, 0 at the present
+    v_past = torch.randint(-1, 2, (B,), generator=generator).float()
+    v_fut = torch.randint(-2, 3, (B,), generator=generator).float()
+    ego_x = torch.where(k[None] <= 0, v_past[:, None] * k, v_fut[:, None] * k)  # (B, T) voxels
+    bx = torch.randint(6, 10, (B,), generator=generator)
+    by = torch.randint(2, 10, (B,), generator=generator)
+    occ = torch.full((B, T, X, Y, Z), FREE, dtype=torch.uint8)
+    for b in range(B):
+        for f in range(T):
+            x0 = int(bx[b] - ego_x[b, f])
+            occ[b, f, max(x0, 0):max(x0 + 4, 0), by[b]:by[b] + 4, 0] = 4
+    traj = torch.zeros(B, T, 3)
+    traj[..., 0] = ego_x * 0.4  # metres
+    return {'occ': occ, 'traj': traj}
+
+
+def test_frozen_tokenizer_and_gradients():
+    torch.manual_seed(0)
+    model = build()
+    model.train()
+    assert model.training and model.dit.training and not model.tokenizer.training
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith('dit.') for n in trainable)
+    losses = model(toy_batch(2, torch.Generator().manual_seed(0)), mode='loss')
+    assert set(losses) == {'loss_flow'} and losses['loss_flow'].ndim == 0
+    losses['loss_flow'].backward()
+    assert all(p.grad is None for p in model.tokenizer.parameters())
+    assert all(p.grad is not None for p in model.dit.parameters())
+
+
+def test_train_step_with_mmengine_optim_wrapper():
+    torch.manual_seed(0)
+    model = build()
+    params = [p for p in model.parameters() if p.requires_grad]
+    wrapper = OptimWrapper(torch.optim.AdamW(params, lr=1e-3))
+    tok_before = {k: v.clone() for k, v in model.tokenizer.state_dict().items()}
+    log = model.train_step({'inputs': toy_batch(2, torch.Generator().manual_seed(0))}, wrapper)
+    assert 'loss_flow' in log and torch.isfinite(log['loss'])
+    for k, v in model.tokenizer.state_dict().items():
+        torch.testing.assert_close(v, tok_before[k])
+
+
+def test_predict_shapes_and_determinism():
+    torch.manual_seed(0)
+    model = build()
+    model.eval()
+    batch = toy_batch(2, torch.Generator().manual_seed(0))
+    out = model(batch, mode='predict')
+    assert len(out) == 2
+    for i, res in enumerate(out):
+        assert set(res) == {'pred_occ', 'gt_occ', 'baselines'}
+        for v in (res['pred_occ'], res['gt_occ'], res['baselines']['copy_last']):
+            assert v.shape == (TF, X, Y, Z) and v.dtype == torch.uint8 and v.device.type == 'cpu'
+        torch.testing.assert_close(res['gt_occ'], batch['occ'][i, P:])
+        for f in range(TF):
+            torch.testing.assert_close(res['baselines']['copy_last'][f], batch['occ'][i, P - 1])
+    again = model(batch, mode='predict')
+    for a, b in zip(out, again):
+        assert torch.equal(a['pred_occ'], b['pred_occ'])
+
+
+def test_forecast_standalone():
+    torch.manual_seed(0)
+    model = build(sampler=dict(steps=2, method='heun', cfg_scale=2.0))
+    batch = toy_batch(1, torch.Generator().manual_seed(0))
+    run = lambda: model.forecast(batch['occ'][:, :P], batch['traj'],
+                                 generator=torch.Generator().manual_seed(3))
+    pred = run()
+    assert pred.shape == (1, TF, X, Y, Z) and pred.dtype == torch.uint8
+    assert torch.equal(pred, run())
+    assert model.forecast(batch['occ'][:, :P], batch['traj'], steps=1, cfg_scale=1.0).shape == pred.shape
+    with pytest.raises(ValueError, match='num_past'):
+        model.forecast(batch['occ'], batch['traj'])
+
+
+def test_tokenizer_checkpoint(tmp_path):
+    missing = str(tmp_path / 'vae.pth')
+    with pytest.raises(FileNotFoundError, match='train the tokenizer first with  python tools/'
+                                                'train.py configs/vae.py'):
+        build(tokenizer_ckpt=missing)
+    torch.manual_seed(1)
+    tok = FakeTokenizer()
+    save_checkpoint({'state_dict': tok.state_dict(), 'meta': {}}, missing)
+    assert os.path.isfile(missing)
+    model = build(tokenizer_ckpt=missing)
+    for k, v in tok.state_dict().items():
+        torch.testing.assert_close(model.tokenizer.state_dict()[k], v)
+    with pytest.raises(ValueError, match='latent channels'):
+        build(dit=dict(preset='tiny', in_channels=7))
+
+
+def test_toy_training_reduces_loss():
+    torch.manual_seed(0)
+    model = build(traj_drop_prob=0.1)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(100):
+        loss = model(toy_batch(8, g), mode='loss')['loss_flow']
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    print(f'toy flow loss {first:.4f} -> {last:.4f}')
+    assert last < 0.5 * first
+    # The trajectory helps: same data, noise and times, with and without it.
+    batch = toy_batch(64, torch.Generator().manual_seed(5))
+    held_out = {}
+    for drop in (0.0, 1.0):
+        model.traj_drop_prob = drop
+        torch.manual_seed(1)
+        with torch.no_grad():
+            held_out[drop] = model(batch, mode='loss')['loss_flow'].item()
+    assert held_out[0.0] < held_out[1.0]

@@ -1,0 +1,223 @@
+"""Occupancy from LiDAR (occwm.data.occ_builder, tools/build_occupancy.py): hand-made
+cases with known answers, then the real 11-frame nuScenes sequence."""
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from occwm.data.layout import load_labels, load_scene_infos
+from occwm.data.occ_builder import (build_scene, build_sequence, default_scene_name,
+                                    format_report, load_source, occupancy_report,
+                                    points_in_boxes, ray_cast_observed, static_iou,
+                                    voxelize_majority, warp_occupancy)
+from occwm.geometry import planar, se2_to_matrix
+from occwm.grid import DEFAULT_GRID as G
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIDAR_Z = 1.8  # tiny source: LiDAR 1.8 m above the ego origin, axes aligned with the ego
+
+
+# ----------------------------------------------------------------------------- hand-made
+def test_voxelize_majority_hand_computed():
+    pts = np.array([[0.1, 0.1, 0.1], [0.2, 0.1, 0.1], [0.3, 0.3, 0.15],  # one voxel: 4, 4, 11
+                    [1.1, 0.1, 0.1],                                      # next voxel in x: 13
+                    [99.0, 0.0, 0.0]])                                    # outside the grid
+    labels = np.array([4, 4, 11, 13, 15])
+    occ = voxelize_majority(pts, labels, G)
+    assert occ.dtype == np.uint8 and occ.shape == (200, 200, 16)
+    assert occ[100, 100, 2] == 4 and occ[102, 100, 2] == 13
+    assert (occ != G.free_label).sum() == 2
+
+
+def test_points_in_boxes_rotated():
+    box = np.array([[10.0, 0.0, -1.0, 4.0, 2.0, 1.5, np.pi / 2]])   # long side along y
+    pts = np.array([[10.0, 1.8, -0.5],    # inside (along the rotated length)
+                    [11.8, 0.0, -0.5],    # outside (beyond the rotated width)
+                    [10.0, 0.0, -1.2],    # below the bottom
+                    [10.0, 0.0, 0.4]])    # inside, near the top
+    assert points_in_boxes(pts, box).tolist() == [0, -1, -1, 0]
+
+
+def test_ray_cast_marks_traversed_voxels_only():
+    seen = ray_cast_observed(np.array([0.1, 0.1, 0.1]), np.array([[10.1, 0.1, 0.1]]), G)
+    assert seen[100:126, 100, 2].all()                 # 0.1 .. 10.1 m along x
+    assert not seen[126:, 100, 2].any() and not seen[:100].any()
+    assert seen.sum() == 26
+
+
+def _pose(token, ts, xy=(0.0, 0.0), yaw=0.0, translation=None):
+    return dict(token=token, timestamp=ts, rotation=[np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)],
+                translation=list(translation) if translation is not None else [xy[0], xy[1], 0.0])
+
+
+def _write_source(root, frames):
+    """frames: list of dict(points (N,4) lidar x, y, z, label; boxes (M,7); tokens; pose)."""
+    for d in ('pc_seman', 'bbox', 'pose', 'calib'):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    calib = dict(token='calib', translation=[0.0, 0.0, LIDAR_Z], rotation=[1.0, 0.0, 0.0, 0.0])
+    for k, f in enumerate(frames):
+        files = {f'pc_seman/pc_seman_{k}.npy': np.asarray(f['points'], np.float64),
+                 f'bbox/bbox{k}.npy': np.asarray(f['boxes'], np.float32).reshape(-1, 7),
+                 f'bbox/boxes_token{k}.npy': np.asarray(f['tokens'], dtype='<U32'),
+                 f'bbox/object_category{k}.npy': np.full(len(f['tokens']), 4, np.int64),
+                 f'pose/lidar_ego_pose{k}.npy': f['pose'],
+                 f'calib/lidar_calibrated_sensor{k}.npy': calib}
+        for name, obj in files.items():
+            np.save(os.path.join(root, name), obj, allow_pickle=True)
+    return str(root)
+
+
+def _tiny_source(root):
+    """Ego drives 4 m forward; a car (token 'car') drives 8 m forward (global x 10 -> 18)
+    and is seen only in frame 0; a road patch at global x 24..26 is seen only in frame 0."""
+    rng = np.random.default_rng(0)
+    car = np.c_[rng.uniform(-1.5, 1.5, 40) + 10, rng.uniform(-0.8, 0.8, 40),
+                rng.uniform(0.3, 1.3, 40) - LIDAR_Z, np.full(40, 4)]        # lidar frame
+    road = np.c_[rng.uniform(24, 26, 30), rng.uniform(-1, 1, 30), np.full(30, 0.05 - LIDAR_Z),
+                 np.full(30, 11)]
+    noise = np.array([[0.5, 0.5, 0.0, 0.0]])                                # near-sensor label 0
+    box0 = [10.0, 0.0, -LIDAR_Z, 4.0, 2.0, 1.5, 0.0]
+    box1 = [14.0, 0.0, -LIDAR_Z, 4.0, 2.0, 1.5, 0.0]                          # global x 18
+    return _write_source(root, [
+        dict(points=np.concatenate([car, road, noise]), boxes=[box0], tokens=['car'],
+             pose=_pose('tok0', 1_000_000)),
+        dict(points=noise, boxes=[box1], tokens=['car'],
+             pose=_pose('tok1', 1_500_000, (4.0, 0.0)))])
+
+
+def test_moving_box_points_are_carried(tmp_path):
+    occ = build_sequence(load_source(_tiny_source(tmp_path / 'tiny')), G, progress=False)
+    x0 = G.voxel_centers(np.argwhere(occ[0]['semantics'] == 4))[:, 0]
+    lo0, hi0 = x0.min(), x0.max()
+    assert 8.0 <= lo0 and hi0 <= 12.0                  # frame 0: ego x 10 (global 10)
+    # frame 1: ego x 14 (global 18 - ego 4), i.e. the same voxels 10 cells further, not smeared
+    car0, car1 = np.argwhere(occ[0]['semantics'] == 4), np.argwhere(occ[1]['semantics'] == 4)
+    np.testing.assert_array_equal(car1, car0 + [10, 0, 0])
+    road1 = G.voxel_centers(np.argwhere(occ[1]['semantics'] == 11))
+    assert len(road1) and np.all((road1[:, 0] > 19.5) & (road1[:, 0] < 22.5))  # static: 25 - 4
+    assert np.all(np.argwhere(occ[1]['semantics'] == 11)[:, 2] == 2)           # z = 0.05 m
+    assert (occ[0]['semantics'] == 0).sum() == 0       # the near-sensor return was dropped
+    for o in occ:                                      # occupied voxels are observed
+        assert o['mask_lidar'][o['semantics'] != G.free_label].all()
+
+
+def test_tiny_scene_written(tmp_path):
+    res = build_scene(_tiny_source(tmp_path / 'seq2'), str(tmp_path / 'out'), progress=False)
+    assert res['scene_name'] == 'nuscenes_seq2'
+    assert res['info_path'] == str(tmp_path / 'out' / 'nuscenes_seq2_infos.pkl')
+    infos = load_scene_infos(res['info_path'])['nuscenes_seq2']
+    assert [f['token'] for f in infos] == ['tok0', 'tok1']
+    np.testing.assert_allclose(infos[0]['ego_fut_traj'][0], [4.0, 0.0, 0.0], atol=1e-5)
+    lab = load_labels(os.path.join(str(tmp_path / 'out'), infos[1]['occ_path'], 'labels.npz'),
+                      keys=('semantics', 'mask_lidar'))
+    assert (lab['semantics'] == 4).any()
+
+
+def test_default_scene_name():
+    assert default_scene_name('/a/b/nuscenes_seq11') == 'nuscenes_seq11'
+    assert default_scene_name('/a/b/seq11/') == 'nuscenes_seq11'
+
+
+def test_missing_pose_file_is_named(tmp_path):
+    src = _tiny_source(tmp_path / 'tiny')
+    os.remove(os.path.join(src, 'pose', 'lidar_ego_pose1.npy'))
+    with pytest.raises(FileNotFoundError, match='lidar_ego_pose1.npy'):
+        load_source(src)
+
+
+def test_non_finite_pose(tmp_path):
+    src = _tiny_source(tmp_path / 'tiny')
+    np.save(os.path.join(src, 'pose', 'lidar_ego_pose0.npy'),
+            _pose('tok0', 1_000_000, translation=[np.nan, 0.0, 0.0]), allow_pickle=True)
+    with pytest.raises(ValueError, match=r'lidar_ego_pose0\.npy.*non-finite'):
+        load_source(src)
+
+
+def test_wrong_shapes_are_named(tmp_path):
+    src = _tiny_source(tmp_path / 'tiny')
+    np.save(os.path.join(src, 'pc_seman', 'pc_seman_1.npy'), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=r'pc_seman_1\.npy.*\(N, 4\)'):
+        load_source(src)
+    src = _tiny_source(tmp_path / 'tiny2')
+    np.save(os.path.join(src, 'bbox', 'boxes_token0.npy'), np.array(['a', 'b']))
+    with pytest.raises(ValueError, match=r'boxes_token0\.npy.*2 entries'):
+        load_source(src)
+
+
+def test_cli_error_and_outputs(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    try:
+        import build_occupancy
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit, match='source folder not found'):
+        build_occupancy.main([str(tmp_path / 'nope'), str(tmp_path / 'out'), '--quiet'])
+    src = _tiny_source(tmp_path / 'tiny')
+    build_occupancy.main([src, str(tmp_path / 'out'), '--quiet', '--scene-name', 'demo',
+                          '--info-name', 'demo.pkl', '--report'])
+    out = capsys.readouterr().out
+    assert str(tmp_path / 'out' / 'demo.pkl') in out and 'static IoU' in out
+    assert os.path.isfile(tmp_path / 'out' / 'gts' / 'demo' / 'tok1' / 'labels.npz')
+
+
+# ----------------------------------------------------------------------------- real data
+_BUILT = {}
+
+
+@pytest.fixture
+def built(seq11_dir, tmp_path_factory):
+    """The real sequence built once per test session (about 2 s)."""
+    if seq11_dir not in _BUILT:
+        out = tmp_path_factory.mktemp('occ_seq11')
+        _BUILT[seq11_dir] = build_scene(seq11_dir, str(out), progress=False)
+    return _BUILT[seq11_dir]
+
+
+def test_seq11_files_and_infos(built):
+    assert built['seconds'] < 30
+    with open(built['info_path'], 'rb') as f:
+        data = pickle.load(f)
+    assert set(data) == {'metadata', 'infos'} and list(data['infos']) == ['nuscenes_seq11']
+    infos = load_scene_infos(built['info_path'])['nuscenes_seq11']
+    assert len(infos) == 11
+    ts = [f['timestamp'] for f in infos]
+    assert ts == sorted(ts) and len(set(ts)) == 11
+    fut = infos[0]['ego_fut_traj']                     # (6, 3) x, y, yaw in frame 0
+    assert np.all(np.diff(np.r_[0.0, fut[:, 0]]) > 2.0)       # ~4 m per frame forward
+    assert np.all(np.abs(fut[:, 1]) < 0.2 * fut[:, 0] + 0.5)  # mostly straight
+    assert infos[0]['gt_ego_fut_masks'].sum() == 6 and infos[-1]['gt_ego_fut_masks'].sum() == 0
+    root = os.path.dirname(built['info_path'])
+    for info, path in zip(infos, built['label_paths']):
+        assert path == os.path.join(root, info['occ_path'], 'labels.npz')
+        lab = load_labels(path, keys=('semantics', 'mask_lidar'))  # checks shape / range
+        assert lab['semantics'].dtype == np.uint8 and lab['semantics'].shape == (200, 200, 16)
+        assert set(np.unique(lab['mask_lidar'])) <= {0, 1}
+
+
+def test_seq11_occupancy_plausible(built):
+    for o in built['occupancy']:
+        sem = o['semantics']
+        assert sem.max() <= 17
+        nonfree = (sem != 17).mean()
+        assert 0.02 < nonfree < 0.20                   # measured 4.2-4.9 %; Occ3D frame 6.1 %
+        assert o['mask_lidar'][sem != 17].all() and 0.1 < o['mask_lidar'].mean() < 0.5
+        z = np.argwhere(sem == 11)[:, 2]               # road near z = 0 m: index 2 (-0.2..0.2 m)
+        assert np.bincount(z).argmax() == 2 and np.isin(z, (1, 2, 3)).mean() > 0.95
+        assert (sem == 4).sum() > 50                   # cars are present
+
+
+def test_seq11_static_consistency(built):
+    rep = occupancy_report(built['occupancy'], built['ego2globals'])
+    ious = [r['static_iou'] for r in rep['frames'][:-1]]
+    assert min(ious) > 0.55 and np.mean(ious) > 0.65   # measured 0.66-0.87, mean 0.73
+    # the warp is an inverse pair: a frame warped onto itself is unchanged
+    sem = built['occupancy'][3]['semantics']
+    same, valid = warp_occupancy(sem, np.eye(4))
+    assert valid.all() and np.array_equal(same, sem)
+    # a wrong pose (1.2 m sideways) must score worse than the right one
+    T = np.linalg.inv(planar(built['ego2globals'][3])) @ planar(built['ego2globals'][4])
+    wrong, v2 = warp_occupancy(built['occupancy'][4]['semantics'], se2_to_matrix(0, 1.2, 0) @ T)
+    assert static_iou(sem, wrong, v2)[0] < rep['frames'][3]['static_iou'] - 0.1
+    assert 'official Occ3D frame: 6.11%' in format_report(rep)
