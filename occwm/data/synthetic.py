@@ -40,8 +40,9 @@ body (``ego_size``) is cleared above the ground layer, as in Occ3D.
 Visibility masks (``visibility_masks``) are a deliberately SIMPLE approximation, not
 a ray cast: a free voxel is observed when nothing occupied lies above it in its column
 ("open sky"); an occupied voxel is observed when it is the top of its column or has an
-open-sky horizontal neighbour; all within ``lidar_range`` (mask_lidar) or
-``camera_range`` (mask_camera) metres of the ego, horizontally.
+open-sky horizontal neighbour; nothing below the ground layer is observed; all within
+``lidar_range`` (mask_lidar) or ``camera_range`` (mask_camera) metres of the ego,
+horizontally.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class SyntheticSceneConfig:
     lane_width: float = 3.5                 # m
     lanes_per_direction: Tuple[int, int] = (2, 3)   # main road; the cross road has 1-2
     sidewalk_width: Tuple[float, float] = (2.0, 4.5)  # m
-    ground_extent: Tuple[float, float] = (8.0, 30.0)  # m of labelled ground beyond a sidewalk
+    ground_extent: Tuple[float, float] = (4.0, 20.0)  # m of labelled ground beyond a sidewalk
     max_speed: float = 14.0                 # m/s, ego and traffic
     max_accel: float = 2.0                  # m/s^2, smooth speed changes
     p_stop: float = 0.3                     # chance that the ego stops once
@@ -329,7 +330,7 @@ def _roadside(rng, cfg, smap: StaticMap, road: Road, s_lo: float, s_hi: float, s
         for s in np.arange(s_lo + rng.uniform(0, 10), s_hi, 1.0):  # trees and lamp posts
             if skip(s):
                 continue
-            if rng.random() < 0.09:
+            if rng.random() < 0.12:
                 x, y, _ = road.pose(s, sign * (edge + rng.uniform(0.6, 3.0)))
                 radius, half, top = rng.uniform(1.3, 2.6), rng.uniform(1.0, 2.0), rng.uniform(4.5, 9.0)
                 w = smap.window(float(x), float(y), 0.0, radius)
@@ -602,6 +603,7 @@ def visibility_masks(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID,
     side[..., :, 1:, :] |= sky[..., :, :-1, :]
     side[..., :, :-1, :] |= sky[..., :, 1:, :]
     observed = sky | (occupied & (~above | side))
+    observed[..., :_ground_layer(grid, cfg)] = False         # under the ground
     X, Y, _ = grid.shape
     ex = grid.origin[0] + (np.arange(X) + 0.5) * grid.voxel_size
     ey = grid.origin[1] + (np.arange(Y) + 0.5) * grid.voxel_size
