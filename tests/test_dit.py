@@ -5,6 +5,15 @@ import torch
 from occwm.models.dit import DIT_PRESETS, OccDiT
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is as fast and does not stall on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _inputs(B=2, T=5, C=4, H=8, W=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, T, C, H, W, generator=g)
@@ -104,3 +113,37 @@ def test_time_attention_mixes_frames_space_attention_does_not():
             d = (model(x, t, traj, keep, is_future) - model(x2, t, traj, keep, is_future)).abs()
         assert d[:, 0].max() > 1e-4
         assert (d[:, 1:].max() > 1e-6) == crosses
+
+
+def _random_model(depth=3):
+    torch.manual_seed(0)
+    model = OccDiT(in_channels=4, preset=None, depth=depth, hidden_size=32, num_heads=2)
+    for p in model.parameters():  # leave adaLN-Zero so outputs depend on inputs
+        torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def test_context_does_not_see_the_future():
+    model = _random_model()
+    x, t, traj, keep, is_future = _inputs()
+    x2 = x.clone()
+    x2[:, 3] += 1.0  # a future frame
+    with torch.no_grad():
+        d = (model(x, t, traj, keep, is_future) - model(x2, t, traj, keep, is_future)).abs()
+        d_t = (model(x, t, traj, keep, is_future) - model(x, t * 0.5, traj, keep, is_future)).abs()
+    assert d[:, :2].max() == 0 and d[:, 2:].max() > 1e-4
+    assert d_t[:, :2].max() == 0 and d_t[:, 2:].max() > 1e-4
+
+
+@pytest.mark.parametrize('depth', [1, 2, 3])
+def test_cached_context_matches_full_forward(depth):
+    model = _random_model(depth)
+    x, t, traj, keep, is_future = _inputs()
+    keep = torch.tensor([True, False])
+    P = 2
+    with torch.no_grad():
+        full = model(x, t, traj, keep, is_future)[:, P:]
+        cache = model.encode_context(x[:, :P], traj[:, :P], keep)
+        fut = model.forward_future(x[:, P:], t, traj[:, P:], keep, cache)
+    assert fut.shape == full.shape
+    torch.testing.assert_close(fut, full, atol=1e-5, rtol=1e-5)

@@ -84,7 +84,8 @@ def test_mask_and_torch_match_numpy_and_a_brute_force_loop():
     pred = np.where(rng.random(gt.shape) < 0.5, gt, rng.integers(0, 18, gt.shape)).astype(np.uint8)
     mask = rng.random(gt.shape) < 0.7
     c_np = confusion_counts(pred, gt, mask=mask)
-    c_t = confusion_counts(torch.from_numpy(pred), torch.from_numpy(gt), mask=torch.from_numpy(mask))
+    c_t = confusion_counts(torch.from_numpy(pred), torch.from_numpy(gt),
+                           mask=torch.from_numpy(mask))
     p, g = pred[mask], gt[mask]
     for k in range(17):  # the OccWorld loop: seen, correct, positive per class
         tp = np.sum((g == k) & (p == k))

@@ -61,7 +61,8 @@ class OccMetric(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if len(report_frames) != len(frame_names):
-            raise ValueError(f'{len(report_frames)} report_frames but {len(frame_names)} frame_names')
+            raise ValueError(f'{len(report_frames)} report_frames but '
+                             f'{len(frame_names)} frame_names')
         if any(int(f) < 1 for f in report_frames):
             raise ValueError(f'report_frames are 1-based future frame indices, got {report_frames}')
         self.report_frames = tuple(int(f) for f in report_frames)
@@ -84,7 +85,8 @@ class OccMetric(BaseMetric):
             for name, occ in methods.items():
                 occ = _as_tensor(occ)
                 if occ.shape != gt.shape:
-                    raise ValueError(f'{name}: shape {tuple(occ.shape)} != gt_occ {tuple(gt.shape)}')
+                    raise ValueError(f'{name}: shape {tuple(occ.shape)} != '
+                                     f'gt_occ {tuple(gt.shape)}')
                 if gt.shape[0] < max(self.report_frames):
                     raise ValueError(f'{gt.shape[0]} future frames, but report_frames '
                                      f'{self.report_frames} needs {max(self.report_frames)}')
@@ -122,7 +124,8 @@ class OccMetric(BaseMetric):
                       model_counts: Optional[List[OccCounts]] = None) -> str:
         """Plain-text tables: one row per method (IoU / mIoU per horizon and average),
         then the model's per-class IoU per horizon."""
-        cols = [f'{m}@{f}' for f in self.frame_names for m in ('IoU', 'mIoU')] + ['IoU_avg', 'mIoU_avg']
+        cols = [f'{m}@{f}' for f in self.frame_names for m in ('IoU', 'mIoU')]
+        cols += ['IoU_avg', 'mIoU_avg']
         rows = []
         for name in methods:
             key = '' if name == MODEL_ROW else f'{name}/'

@@ -88,7 +88,8 @@ def sample(model_fn: ModelFn, noise: torch.Tensor, steps: int = 8, method: str =
             return model_fn(x, t_b, torch.ones(B, dtype=torch.bool, device=device))
         keep = torch.cat([torch.ones(B, dtype=torch.bool, device=device),
                           torch.zeros(B, dtype=torch.bool, device=device)])  # (2B,)
-        v_c, v_u = model_fn(torch.cat([x, x]), torch.cat([t_b, t_b]), keep).chunk(2)  # (B, ...) each
+        v = model_fn(torch.cat([x, x]), torch.cat([t_b, t_b]), keep)  # (2B, ...)
+        v_c, v_u = v.chunk(2)  # (B, ...) each
         return v_u + cfg_scale * (v_c - v_u)
 
     t_steps = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
@@ -98,8 +99,8 @@ def sample(model_fn: ModelFn, noise: torch.Tensor, steps: int = 8, method: str =
         # Euler step.
         d_cur = velocity(x, t_cur)
         x_next = x + h * d_cur
-        # Heun correction: average the slopes at both ends (EDM Alg. 1, line 7), skipped
-        # on the last step like EDM's final step.
+        # Heun correction: average the slopes at both ends (Karras et al. 2022, Alg. 1,
+        # lines 6-8); EDM skips it on the last step, so do we.
         if method == 'heun' and i < steps - 1:
             d_next = velocity(x_next, t_next)
             x_next = x + h * 0.5 * (d_cur + d_next)

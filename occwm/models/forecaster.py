@@ -132,28 +132,34 @@ class OccForecaster(BaseModel):
             traj: ``(B, T, 3) float32`` ego pose of all ``T = T_p + T_f`` frames
                 (x m, y m, yaw rad) in the present ego frame.
             steps, cfg_scale, method: override the ``sampler`` defaults.
-            generator: a CPU ``torch.Generator`` for the initial noise (deterministic).
+            generator: a ``torch.Generator`` (any device) for the initial noise.
 
         Returns:
             ``(B, T_f, X, Y, Z) uint8`` forecast labels on ``past_occ``'s device.
         """
         if past_occ.shape[1] != self.num_past:
-            raise ValueError(f'past_occ has {past_occ.shape[1]} frames, want num_past={self.num_past}')
+            raise ValueError(f'past_occ has {past_occ.shape[1]} frames, '
+                             f'want num_past={self.num_past}')
         P, Tf = self.num_past, self.num_future
         if traj.shape[1] != P + Tf:
             raise ValueError(f'traj has {traj.shape[1]} frames, want {P + Tf}')
         context = self.encode(past_occ)  # (B, T_p, C, H, W)
         B, _, C, H, W = context.shape
         device = context.device
-        noise = torch.randn((B, Tf, C, H, W), generator=generator).to(device)  # (B, T_f, C, H, W)
+        noise_device = generator.device if generator is not None else device
+        noise = torch.randn((B, Tf, C, H, W), generator=generator,
+                            device=noise_device).to(device)  # (B, T_f, C, H, W)
         traj = traj.float().to(device)
-        is_future = self.is_future.to(device)
+        caches = {}  # the context's keys / values, once per trajectory-keep pattern
 
         def model_fn(x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
             r = x.shape[0] // B  # 2 under classifier-free guidance
-            x_in = torch.cat([context.repeat(r, 1, 1, 1, 1), x], dim=1)  # (r * B, T, C, H, W)
-            v = self.dit(x_in, t, traj.repeat(r, 1, 1), keep, is_future)  # (r * B, T, C, H, W)
-            return v[:, P:]  # (r * B, T_f, C, H, W)
+            traj_r = traj.repeat(r, 1, 1)  # (r * B, T, 3)
+            key = tuple(keep.tolist())
+            if key not in caches:
+                caches[key] = self.dit.encode_context(context.repeat(r, 1, 1, 1, 1),
+                                                      traj_r[:, :P], keep)
+            return self.dit.forward_future(x, t, traj_r[:, P:], keep, caches[key])  # (r * B, T_f, C, H, W)
 
         z = sample(model_fn, noise,
                    steps=steps or self.sampler['steps'],

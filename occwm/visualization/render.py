@@ -164,7 +164,8 @@ def trajectory_lineset(traj: np.ndarray, z: float = 0.3, tick: float = 1.0,
     ticks = np.column_stack([np.arange(t), np.arange(t, 2 * t)])
     lines = np.concatenate([seg, ticks]).astype(np.int32)  # (2T-1, 2)
     ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(points), o3d.utility.Vector2iVector(lines))
-    ls.colors = o3d.utility.Vector3dVector(np.tile(np.asarray(color, float) / 255.0, (len(lines), 1)))
+    rgb = np.asarray(color, dtype=np.float64) / 255.0
+    ls.colors = o3d.utility.Vector3dVector(np.tile(rgb, (len(lines), 1)))  # (L, 3)
     return ls
 
 
