@@ -15,13 +15,13 @@ model = dict(
 train_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='occ_collate'),
+    collate_fn=dict(type='occwm.occ_collate'),
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.train_ann_file}},
                  num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, pipeline={{_base_.pipeline}}))
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='occ_collate'),
+    collate_fn=dict(type='occwm.occ_collate'),
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.val_ann_file}},
                  num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, stride=3, pipeline={{_base_.pipeline}},
                  test_mode=True))

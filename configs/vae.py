@@ -6,13 +6,13 @@ model = dict(type='OccVAE', grid={{_base_.grid}})  # defaults: see occwm/models/
 train_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='occ_collate'),
+    collate_fn=dict(type='occwm.occ_collate'),
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.train_ann_file}},
                  num_past=1, num_future=0, pipeline={{_base_.pipeline}}))
 val_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='occ_collate'),
+    collate_fn=dict(type='occwm.occ_collate'),
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.val_ann_file}},
                  num_past=1, num_future=0, stride=4, pipeline={{_base_.pipeline}}, test_mode=True))
 test_dataloader = val_dataloader

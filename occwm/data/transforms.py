@@ -64,7 +64,7 @@ class PackOccInputs:
 @FUNCTIONS.register_module()
 def occ_collate(batch: Sequence[dict]) -> dict:
     """Stack ``inputs`` tensors to ``(B, ...)`` and keep ``data_samples`` as a list of
-    B meta dicts. Use as ``collate_fn=dict(type='occ_collate')``."""
+    B meta dicts. Use as ``collate_fn=dict(type='occwm.occ_collate')``."""
     inputs = {k: torch.stack([b['inputs'][k] for b in batch]) for k in batch[0]['inputs']}
     samples: List[dict] = [b['data_samples'] for b in batch]
     return dict(inputs=inputs, data_samples=samples)

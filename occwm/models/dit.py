@@ -27,7 +27,7 @@ import torch.nn.functional as F
 # Model sizes; depth counts blocks (half space, half time). Params for C = 16, p = 2.
 DIT_PRESETS: Dict[str, dict] = {
     'tiny': dict(depth=2, hidden_size=32, num_heads=2),   # 0.05 M, tests
-    'S': dict(depth=4, hidden_size=128, num_heads=4),     # 1.3 M, default (~1 s forecast, 2 CPUs)
+    'S': dict(depth=4, hidden_size=128, num_heads=4),     # 1.3 M, default (~0.6 s forecast, 2 CPUs)
     'B': dict(depth=8, hidden_size=256, num_heads=4),     # 9.8 M, ~7x the cost of S
     'L': dict(depth=12, hidden_size=384, num_heads=6),    # 32.7 M, GPU
 }

@@ -159,7 +159,7 @@ class OccForecaster(BaseModel):
             if key not in caches:
                 caches[key] = self.dit.encode_context(context.repeat(r, 1, 1, 1, 1),
                                                       traj_r[:, :P], keep)
-            return self.dit.forward_future(x, t, traj_r[:, P:], keep, caches[key])  # (r * B, T_f, C, H, W)
+            return self.dit.forward_future(x, t, traj_r[:, P:], keep, caches[key])  # (rB, T_f, ...)
 
         z = sample(model_fn, noise,
                    steps=steps or self.sampler['steps'],

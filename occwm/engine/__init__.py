@@ -1,0 +1,1 @@
+"""mmengine hooks of occwm (registered in ``occwm.registry.HOOKS``)."""
