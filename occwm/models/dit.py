@@ -13,6 +13,10 @@ Conditioning is per frame: ``c = t_embed(t_frame) + traj_embed(pose_frame)`` ``(
 with ``t_frame = t`` on future (noisy) frames and ``1`` (clean data) on context frames.
 A dropped trajectory (``traj_keep = False``) is replaced by one learned null embedding,
 which classifier-free guidance needs.
+
+In time attention a context frame attends to context frames only (a future frame to
+all), so the context's features do not depend on the noise: a sampler runs the context
+once (``encode_context``) and then only the future frames per step (``forward_future``).
 """
 from __future__ import annotations
 
