@@ -6,7 +6,7 @@ tokenizer = dict(type='OccVAE', grid={{_base_.grid}})
 model = dict(
     type='OccForecaster',
     tokenizer=tokenizer,
-    tokenizer_ckpt='work_dirs/vae/iter_1500.pth',
+    tokenizer_ckpt='work_dirs/vae',  # the tokenizer's work dir or a .pth,
     dit=dict(preset='S'),
     num_past={{_base_.num_past}},
     num_future={{_base_.num_future}},

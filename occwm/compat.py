@@ -8,7 +8,11 @@
    resume calls ``torch.load(filename)`` on a checkpoint whose ``message_hub`` holds
    ``HistoryBuffer`` objects and numpy arrays. ``allow_mmengine_checkpoints`` adds
    exactly those types to torch's safe globals, so loading stays weights-only safe
-   instead of falling back to arbitrary unpickling.
+   instead of falling back to arbitrary unpickling. ``HistoryBuffer.__getstate__``
+   also pickles its class-level table of statistics functions (``min``, ``max``, ...),
+   which needs ``builtins.getattr`` to unpickle, a global that must not be allowed;
+   the table is rebuilt by ``__setstate__`` anyway (custom statistics are registered
+   on the class when their module is imported), so occwm saves the buffer without it.
 """
 from __future__ import annotations
 
@@ -49,5 +53,18 @@ def allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(safe)
 
 
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer`` state without the class-level statistics functions."""
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    return state
+
+
+def _patch_history_buffer() -> None:
+    from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+
+
 _patch_spconv()
+_patch_history_buffer()
 allow_mmengine_checkpoints()

@@ -15,11 +15,10 @@ SHARED_DATA=${OCCWM_SHARED_DATA:-../shared/data}
 
 bash tools/install.sh
 python tools/make_synthetic.py data/synthetic --num-train "$NUM_TRAIN" --num-val "$NUM_VAL" \
-  --frames 20 --seed 0
+  --frames 20 --seed 0 --overwrite
 python tools/train.py configs/vae.py --cfg-options train_cfg.max_iters="$VAE_ITERS"
+python tools/train.py configs/occ.py --cfg-options train_cfg.max_iters="$OCC_ITERS"
 VAE_CKPT=$(cat work_dirs/vae/last_checkpoint)
-python tools/train.py configs/occ.py --cfg-options train_cfg.max_iters="$OCC_ITERS" \
-  model.tokenizer_ckpt="$VAE_CKPT"
 OCC_CKPT=$(cat work_dirs/occ/last_checkpoint)
 python tools/test.py configs/vae.py "$VAE_CKPT" --out-json outputs/synthetic_vae_metrics.json
 python tools/test.py configs/occ.py "$OCC_CKPT" --out-json outputs/synthetic_occ_metrics.json

@@ -22,6 +22,17 @@ TOKENIZER_MISSING = ('tokenizer checkpoint {} not found: train the tokenizer fir
                      'python tools/train.py configs/vae.py  (or set model.tokenizer_ckpt)')
 
 
+def resolve_checkpoint(path: str) -> str:
+    """``path`` itself, or for an mmengine work dir the checkpoint named in its
+    ``last_checkpoint`` file (relative names are taken relative to the work dir)."""
+    marker = os.path.join(path, 'last_checkpoint')
+    if os.path.isdir(path) and os.path.isfile(marker):
+        with open(marker) as f:
+            ckpt = f.read().strip()
+        return ckpt if os.path.isabs(ckpt) or os.path.isfile(ckpt) else os.path.join(path, ckpt)
+    return path
+
+
 @MODELS.register_module()
 class OccForecaster(BaseModel):
     """Latent flow-matching forecaster of future occupancy given the past and the ego
@@ -32,7 +43,8 @@ class OccForecaster(BaseModel):
             ``encode(occ (N, X, Y, Z) uint8) -> (mu, logvar)`` each ``(N, C, H, W)`` and
             ``decode(z (N, C, H, W)) -> (N, X, Y, Z) uint8``.
         tokenizer_ckpt: mmengine checkpoint whose ``state_dict`` holds the tokenizer's
-            weights; ``None`` keeps a random tokenizer (tests only).
+            weights, or the tokenizer's work dir (its ``last_checkpoint`` is used);
+            ``None`` keeps a random tokenizer (tests only).
         dit: keyword arguments of ``OccDiT`` (e.g. ``dict(preset='S')``);
             ``in_channels`` defaults to the tokenizer's ``latent_channels`` attribute
             and must match it.
@@ -54,6 +66,7 @@ class OccForecaster(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
         if tokenizer_ckpt is not None:
+            tokenizer_ckpt = resolve_checkpoint(tokenizer_ckpt)
             if not os.path.isfile(tokenizer_ckpt):
                 raise FileNotFoundError(TOKENIZER_MISSING.format(tokenizer_ckpt))
             import occwm.compat  # noqa: F401  (mmengine checkpoints load weights-only)
