@@ -1,0 +1,102 @@
+"""Benchmark a full 3 s forecast: encode the past frames, sample, decode the future.
+
+    python tools/benchmark_forecast.py configs/occ.py [--checkpoint CKPT] [--repeats 5]
+
+Prints the median seconds of each stage and of the whole forecast, forecast frames/s
+and the peak resident memory of the process. Without a checkpoint the weights are
+random (timing only: an untrained decoder keeps more voxels, so it is slower than a
+trained one). The input is one window of a synthetic scene (or ``--data-root`` /
+``--infos``).
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+
+import occwm.compat  # noqa: E402,F401
+from occwm.registry import MODELS  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Time a full occwm forecast.')
+    parser.add_argument('config')
+    parser.add_argument('--checkpoint', help='forecaster checkpoint (default: random weights)')
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
+                        help='autocast dtype of the DiT and tokenizer 2D parts (GPU)')
+    parser.add_argument('--seed', type=int, default=0, help='synthetic scene seed')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def synthetic_window(num_past: int, num_future: int, seed: int):
+    """``occ (1, T, X, Y, Z) uint8`` and ``traj (1, T, 3) float32`` of a synthetic scene."""
+    from occwm.data.synthetic import generate_scene
+    from occwm.geometry import trajectory_in_frame
+    T = num_past + num_future
+    occ, poses, _ = generate_scene(seed, num_frames=T)
+    traj = trajectory_in_frame(poses, num_past - 1)
+    return torch.from_numpy(occ)[None], torch.from_numpy(traj).float()[None]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope('occwm')
+    import occwm.models  # noqa: F401
+    cfg.model.tokenizer_ckpt = None
+    model = MODELS.build(cfg.model)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
+    model = model.to(args.device).eval()
+    P, F = model.num_past, model.num_future
+    occ, traj = synthetic_window(P, F, args.seed)
+    occ = occ.repeat(args.batch, 1, 1, 1, 1).to(args.device)
+    traj = traj.repeat(args.batch, 1, 1).to(args.device)
+    past = occ[:, :P]
+    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
+    autocast = torch.autocast(args.device.split(':')[0], dtype=getattr(torch, args.dtype),
+                              enabled=args.dtype != 'float32')
+
+    stages = {'encode': [], 'sample+decode': [], 'total': []}
+    with torch.no_grad(), autocast:
+        model.forecast(past, traj)  # warm-up
+        for r in range(args.repeats):
+            gen = torch.Generator(device=args.device).manual_seed(r)
+            sync()
+            t0 = time.perf_counter()
+            model.encode(past)
+            sync()
+            t1 = time.perf_counter()
+            model.forecast(past, traj, generator=gen)
+            sync()
+            t2 = time.perf_counter()
+            stages['encode'].append(t1 - t0)
+            stages['total'].append(t2 - t1)
+            stages['sample+decode'].append((t2 - t1) - (t1 - t0))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    total = statistics.median(stages['total'])
+    print(f'device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, '
+          f'{P} past -> {F} future frames, sampler {model.sampler}, dtype {args.dtype}, '
+          f'weights {"from " + args.checkpoint if args.checkpoint else "random"}')
+    for name, vals in stages.items():
+        print(f'  {name:14s} median {statistics.median(vals):.3f} s  '
+              f'(min {min(vals):.3f}, max {max(vals):.3f}, {len(vals)} runs)')
+    print(f'  forecast frames/s {args.batch * F / total:.1f}   peak RSS {peak_mb:.0f} MB')
+
+
+if __name__ == '__main__':
+    main()
