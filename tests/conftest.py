@@ -32,3 +32,14 @@ def seq11_dir():
 def occ3d_sample():
     """Path of the official Occ3D-nuScenes ``labels.npz`` frame."""
     return shared_path('occ3d_sample', '29796060110c4163b07f06eff4af0753', 'labels.npz')
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _one_torch_thread():
+    """One intra-op thread: tests are small, and torch's thread pool slows down by
+    orders of magnitude when the cores are shared with other processes."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -147,3 +147,33 @@ def test_cached_context_matches_full_forward(depth):
         fut = model.forward_future(x[:, P:], t, traj[:, P:], keep, cache)
     assert fut.shape == full.shape
     torch.testing.assert_close(fut, full, atol=1e-5, rtol=1e-5)
+
+
+def test_cond_channels_extra_input():
+    """``cond`` is concatenated to ``x`` before the patch embedding; the output keeps
+    ``in_channels``, starts at zero, and depends on ``cond`` once the weights move."""
+    x, t, traj, keep, is_future = _inputs()
+    cond = torch.randn(2, 5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    model = OccDiT(in_channels=4, patch_size=2, preset='tiny', cond_channels=3)
+    assert model.x_embedder.in_channels == 7
+    v = model(x, t, traj, keep, is_future, cond)
+    assert v.shape == x.shape and torch.count_nonzero(v) == 0
+    with pytest.raises(ValueError, match='cond must be'):
+        model(x, t, traj, keep, is_future)
+    with pytest.raises(ValueError, match='cond_channels=0'):
+        OccDiT(in_channels=4, preset='tiny')(x, t, traj, keep, is_future, cond)
+    torch.manual_seed(0)
+    model = OccDiT(in_channels=4, preset=None, depth=3, hidden_size=32, num_heads=2,
+                   cond_channels=3)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    model.eval()
+    keep = torch.tensor([True, False])
+    P = 2
+    with torch.no_grad():
+        full = model(x, t, traj, keep, is_future, cond)
+        other = model(x, t, traj, keep, is_future, cond + 1.0)
+        cache = model.encode_context(x[:, :P], traj[:, :P], keep, cond[:, :P])
+        fut = model.forward_future(x[:, P:], t, traj[:, P:], keep, cache, cond[:, P:])
+    assert (full - other).abs().max() > 1e-4
+    torch.testing.assert_close(fut, full[:, P:], atol=1e-5, rtol=1e-5)

@@ -12,7 +12,10 @@ and DOME (Gu et al., 2024): blocks alternate attention within a frame (over its
 Conditioning is per frame: ``c = t_embed(t_frame) + traj_embed(pose_frame)`` ``(B, T, D)``,
 with ``t_frame = t`` on future (noisy) frames and ``1`` (clean data) on context frames.
 A dropped trajectory (``traj_keep = False``) is replaced by one learned null embedding,
-which classifier-free guidance needs.
+which classifier-free guidance needs. Optional dense per-frame conditioning ``cond``
+``(B, T, cond_channels, H, W)`` (e.g. the present latent warped into each frame's ego
+frame, ``occwm/models/bev_warp.py``) is concatenated to the latents before the patch
+embedding.
 
 In time attention a context frame attends to context frames only (a future frame to
 all), so the context's features do not depend on the noise: a sampler runs the context
@@ -220,6 +223,9 @@ class OccDiT(nn.Module):
         hidden_size, depth, num_heads, mlp_ratio: transformer width ``D``, number of
             blocks (alternating space, time, space, ...), heads, MLP expansion.
         traj_pos_scale: metres dividing the trajectory ``x, y`` before the MLP.
+        cond_channels: channels of the extra per-frame input ``cond`` ``(B, T,
+            cond_channels, H, W)`` concatenated to ``x`` before the patch embedding
+            (0: none). The output keeps ``in_channels``.
         preset: a key of ``DIT_PRESETS``; its values fill ``depth / hidden_size /
             num_heads`` unless given explicitly.
     """
@@ -227,7 +233,8 @@ class OccDiT(nn.Module):
     def __init__(self, in_channels: int = 16, patch_size: int = 2,
                  hidden_size: Optional[int] = None, depth: Optional[int] = None,
                  num_heads: Optional[int] = None, mlp_ratio: float = 4.0,
-                 traj_pos_scale: float = 10.0, preset: Optional[str] = 'S'):
+                 traj_pos_scale: float = 10.0, cond_channels: int = 0,
+                 preset: Optional[str] = 'S'):
         super().__init__()
         size = dict(DIT_PRESETS[preset]) if preset is not None else {}
         for k, v in (('hidden_size', hidden_size), ('depth', depth), ('num_heads', num_heads)):
@@ -237,12 +244,14 @@ class OccDiT(nn.Module):
         if missing:
             raise ValueError(f'OccDiT: give preset= or all of {sorted(missing)}')
         self.in_channels = in_channels
+        self.cond_channels = cond_channels
         self.patch_size = patch_size
         self.hidden_size = D = size['hidden_size']
         self.depth = size['depth']
         self.num_heads = size['num_heads']
 
-        self.x_embedder = nn.Conv2d(in_channels, D, kernel_size=patch_size, stride=patch_size)
+        self.x_embedder = nn.Conv2d(in_channels + cond_channels, D, kernel_size=patch_size,
+                                    stride=patch_size)
         self.t_embedder = TimestepEmbedder(D)
         self.traj_embedder = TrajectoryEmbedder(D, traj_pos_scale)
         self.frame_type_embed = nn.Parameter(torch.zeros(2, D))  # row 0 context, row 1 future
@@ -292,16 +301,25 @@ class OccDiT(nn.Module):
         x = torch.einsum('bthwpqc->btchpwq', x)  # (B, T, C, h, p, w, p)
         return x.reshape(B, T, C, h * p, w * p)  # (B, T, C, H, W)
 
-    def _tokens(self, x: torch.Tensor, is_future: torch.Tensor, first_frame: int = 0
-                ) -> torch.Tensor:
-        """Latents ``(B, T, C, H, W)`` to tokens ``(B, T, N, D)`` with the spatial, frame
-        (indices ``first_frame ..``) and context/future embeddings added."""
+    def _tokens(self, x: torch.Tensor, is_future: torch.Tensor, first_frame: int = 0,
+                cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Latents ``(B, T, C, H, W)`` (and ``cond`` ``(B, T, C_cond, H, W)``) to tokens
+        ``(B, T, N, D)`` with the spatial, frame (indices ``first_frame ..``) and
+        context/future embeddings added."""
         B, T, C, H, W = x.shape
         p = self.patch_size
         h, w = H // p, W // p
         if h * p != H or w * p != W:
             raise ValueError(f'latent size {H}x{W} is not a multiple of patch size {p}')
-        x = self.x_embedder(x.reshape(B * T, C, H, W))  # (B * T, D, h, w)
+        if self.cond_channels:
+            if cond is None or cond.shape != (B, T, self.cond_channels, H, W):
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(f'cond must be {(B, T, self.cond_channels, H, W)} '
+                                 f'(cond_channels={self.cond_channels}), got {got}')
+            x = torch.cat([x, cond.to(x)], dim=2)  # (B, T, C + C_cond, H, W)
+        elif cond is not None:
+            raise ValueError('cond given but the model has cond_channels=0')
+        x = self.x_embedder(x.flatten(0, 1))  # (B * T, D, h, w)
         x = x.flatten(2).transpose(1, 2).reshape(B, T, h * w, -1)  # (B, T, N, D), N = H W / p^2
         D = x.shape[-1]
         pos = sincos_2d_pos_embed(D, h, w).to(x)  # (N, D)
@@ -319,7 +337,8 @@ class OccDiT(nn.Module):
         return self.t_embedder(t_frame) + self.traj_embedder(traj.float(), keep)  # (B, T, D)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, traj: torch.Tensor,
-                traj_keep: torch.Tensor, is_future: torch.Tensor) -> torch.Tensor:
+                traj_keep: torch.Tensor, is_future: torch.Tensor,
+                cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Predict the velocity of every frame.
 
         Args:
@@ -332,13 +351,15 @@ class OccDiT(nn.Module):
             is_future: ``(T,)`` or ``(B, T)`` bool; True on noisy (future) frames. In
                 time attention context frames attend to context frames only, so their
                 features do not depend on the noise (``encode_context`` caches them).
+            cond: ``(B, T, cond_channels, H, W) float32`` extra per-frame input, required
+                iff ``cond_channels > 0``.
 
         Returns:
             ``(B, T, C, H, W) float32`` velocity (only future frames are meaningful).
         """
         B, T, C, H, W = x.shape
         is_future = is_future.to(x.device, torch.bool).expand(B, T)  # (B, T)
-        x = self._tokens(x, is_future)  # (B, T, N, D)
+        x = self._tokens(x, is_future, cond=cond)  # (B, T, N, D)
         N = x.shape[2]
         c = self._cond(t, traj.to(x), traj_keep, is_future)  # (B, T, D)
         # Time mask: a future query attends to every frame, a context query to context.
@@ -352,7 +373,7 @@ class OccDiT(nn.Module):
 
     @torch.no_grad()
     def encode_context(self, x_ctx: torch.Tensor, traj_ctx: torch.Tensor,
-                       traj_keep: torch.Tensor) -> dict:
+                       traj_keep: torch.Tensor, cond_ctx: Optional[torch.Tensor] = None) -> dict:
         """Run the context frames alone and keep, for every time block, the keys and
         values that future frames attend to. Sampling then runs only the future frames
         (``forward_future``), about ``T / T_f`` times cheaper per step.
@@ -360,6 +381,7 @@ class OccDiT(nn.Module):
         Args:
             x_ctx: ``(B, T_p, C, H, W)`` clean context latents (frames ``0 .. T_p - 1``).
             traj_ctx: ``(B, T_p, 3)`` their poses; ``traj_keep``: ``(B,) bool``.
+            cond_ctx: ``(B, T_p, cond_channels, H, W)`` their extra input (if any).
 
         Returns:
             ``{'num_frames': T_p, 'kv': [...]}``, per block ``(k, v)`` each
@@ -367,7 +389,7 @@ class OccDiT(nn.Module):
         """
         B, Tp = x_ctx.shape[:2]
         is_future = torch.zeros(B, Tp, dtype=torch.bool, device=x_ctx.device)  # (B, T_p)
-        x = self._tokens(x_ctx, is_future)  # (B, T_p, N, D)
+        x = self._tokens(x_ctx, is_future, cond=cond_ctx)  # (B, T_p, N, D)
         t = torch.ones(B, device=x.device)  # (B,) unused: context frames are data
         c = self._cond(t, traj_ctx.to(x), traj_keep, is_future)  # (B, T_p, D)
         kv = []
@@ -377,13 +399,15 @@ class OccDiT(nn.Module):
         return {'num_frames': Tp, 'kv': kv}
 
     def forward_future(self, x_fut: torch.Tensor, t: torch.Tensor, traj_fut: torch.Tensor,
-                       traj_keep: torch.Tensor, cache: dict) -> torch.Tensor:
+                       traj_keep: torch.Tensor, cache: dict,
+                       cond_fut: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The future part of ``forward``, given the context cache of ``encode_context``:
         equals ``forward(cat(x_ctx, x_fut), ...)[:, T_p:]``.
 
         Args:
             x_fut: ``(B, T_f, C, H, W)`` noisy future latents; ``t``: ``(B,)``;
-            traj_fut: ``(B, T_f, 3)``; ``traj_keep``: ``(B,) bool`` (as for the cache).
+            traj_fut: ``(B, T_f, 3)``; ``traj_keep``: ``(B,) bool`` (as for the cache);
+            cond_fut: ``(B, T_f, cond_channels, H, W)`` (if any).
 
         Returns:
             ``(B, T_f, C, H, W)`` velocity.
@@ -391,7 +415,7 @@ class OccDiT(nn.Module):
         B, Tf, C, H, W = x_fut.shape
         Tp = cache['num_frames']
         is_future = torch.ones(B, Tf, dtype=torch.bool, device=x_fut.device)  # (B, T_f)
-        x = self._tokens(x_fut, is_future, first_frame=Tp)  # (B, T_f, N, D)
+        x = self._tokens(x_fut, is_future, first_frame=Tp, cond=cond_fut)  # (B, T_f, N, D)
         c = self._cond(t, traj_fut.to(x), traj_keep, is_future)  # (B, T_f, D)
         for block, kv in zip(self.blocks, cache['kv']):
             x = block(x, c, kv_prefix=kv)  # (B, T_f, N, D)

@@ -4,16 +4,24 @@ trained by flow matching to forecast the future occupancy.
 Frames: ``T = num_past + num_future``; frame ``num_past - 1`` is the present, whose ego
 pose (trajectory row) is zero. The DiT sees the clean latents of the past frames and the
 noisy latents of the future frames; only the future velocities enter the loss.
+
+Ego-motion-compensated context (``warp_context``): every frame ``k`` also gets the
+present latent warped into its own ego frame (``warp_bev`` with the pose ``traj[:, k]``)
+and the mask of where that warp has data, as extra DiT input channels. Static scene
+then needs no learning to follow the trajectory; the DiT learns the residual (moving
+agents, newly seen space).
 """
 from __future__ import annotations
 
+import inspect
 import os
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
+from occwm.models.bev_warp import warp_bev
 from occwm.models.dit import OccDiT
 from occwm.models.flow import interpolate, sample, sample_time, velocity_target
 from occwm.registry import MODELS
@@ -47,7 +55,8 @@ class OccForecaster(BaseModel):
             ``None`` keeps a random tokenizer (tests only).
         dit: keyword arguments of ``OccDiT`` (e.g. ``dict(preset='S')``);
             ``in_channels`` defaults to the tokenizer's ``latent_channels`` attribute
-            and must match it.
+            and must match it; ``cond_channels`` is set here (``C + 1`` with
+            ``warp_context``, else 0).
         num_past, num_future: context and forecast frames.
         latent_scale: the DiT works on ``latent_scale * mu``.
         traj_drop_prob: probability of replacing the trajectory by the null embedding
@@ -55,6 +64,11 @@ class OccForecaster(BaseModel):
         time_dist: training time density, ``'logit_normal'`` or ``'uniform'``.
         sampler: ``dict(steps, method, cfg_scale)`` defaults of ``forecast``.
         predict_seed: seed of the noise drawn in ``mode='predict'`` (reproducible eval).
+        warp_context: give the DiT, per frame, the present latent warped into that
+            frame's ego frame plus its valid mask (``C + 1`` extra input channels).
+        xy_range: ``(x_min, y_min, x_max, y_max)`` metres covered by the latent grid
+            (for the warp); default: the tokenizer's ``grid.point_cloud_range`` if it
+            has one, else ``(-40, -40, 40, 40)``.
         data_preprocessor: mmengine data preprocessor config (default: move to device).
     """
 
@@ -62,7 +76,9 @@ class OccForecaster(BaseModel):
                  dit: Optional[dict] = None, num_past: int = 5, num_future: int = 6,
                  latent_scale: float = 1.0, traj_drop_prob: float = 0.1,
                  time_dist: str = 'logit_normal', sampler: Optional[dict] = None,
-                 predict_seed: int = 0, data_preprocessor: Optional[dict] = None):
+                 predict_seed: int = 0, warp_context: bool = True,
+                 xy_range: Optional[Sequence[float]] = None,
+                 data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
         if tokenizer_ckpt is not None:
@@ -81,7 +97,15 @@ class OccForecaster(BaseModel):
             if dit.setdefault('in_channels', c_lat) != c_lat:
                 raise ValueError(f"dit.in_channels={dit['in_channels']} but the tokenizer has "
                                  f'{c_lat} latent channels')
+        c_in = dit.get('in_channels', inspect.signature(OccDiT).parameters['in_channels'].default)
+        dit['cond_channels'] = c_in + 1 if warp_context else 0
         self.dit = OccDiT(**dit)
+        self.warp_context = warp_context
+        if xy_range is None:
+            grid = getattr(self.tokenizer, 'grid', None)
+            pcr = getattr(grid, 'point_cloud_range', None)
+            xy_range = (pcr[0], pcr[1], pcr[3], pcr[4]) if pcr is not None else (-40., -40., 40., 40.)
+        self.xy_range = tuple(float(v) for v in xy_range)
         self.num_past = num_past
         self.num_future = num_future
         self.latent_scale = latent_scale
@@ -116,6 +140,27 @@ class OccForecaster(BaseModel):
         occ = self.tokenizer.decode(z.flatten(0, 1) / self.latent_scale)  # (B * T, X, Y, Z)
         return occ.unflatten(0, (B, T))  # (B, T, X, Y, Z)
 
+    def warped_context(self, present: torch.Tensor, traj: torch.Tensor,
+                       keep: torch.Tensor) -> torch.Tensor:
+        """The DiT's extra input with ``warp_context``: per frame ``k``, the present
+        latent warped into frame ``k``'s ego frame and the valid mask (``warp_bev``).
+        Where the trajectory is dropped (``keep`` False) the present latent is used as
+        it is, with valid 1, so the unconditional branch sees no trajectory.
+
+        Args:
+            present: ``(B, C, H, W)`` scaled latent of the present frame.
+            traj: ``(B, T, 3)`` ego pose of each frame in the present frame (x m, y m, yaw rad).
+            keep: ``(B,) bool`` trajectory kept.
+
+        Returns:
+            ``(B, T, C + 1, H, W)``: warped latent (channels ``:C``), valid mask (``C``).
+        """
+        warped, valid = warp_bev(present, traj, self.xy_range)  # (B, T, C, H, W), (B, T, 1, H, W)
+        k = keep.to(present.device)[:, None, None, None, None]  # (B, 1, 1, 1, 1)
+        warped = torch.where(k, warped, present[:, None])  # (B, T, C, H, W)
+        valid = torch.where(k, valid, torch.ones_like(valid))  # (B, T, 1, H, W)
+        return torch.cat([warped, valid], dim=2)  # (B, T, C + 1, H, W)
+
     def loss(self, occ: torch.Tensor, traj: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Flow-matching loss on the future frames (``occwm/models/flow.py``).
 
@@ -131,7 +176,9 @@ class OccForecaster(BaseModel):
         t = sample_time(B, dist=self.time_dist, device=device)  # (B,)
         x_in = torch.cat([x_data[:, :P], interpolate(future, noise, t)], dim=1)  # (B, T, C, H, W)
         keep = torch.rand(B, device=device) >= self.traj_drop_prob  # (B,)
-        v = self.dit(x_in, t, traj.float(), keep, self.is_future.to(device))  # (B, T, C, H, W)
+        traj = traj.float().to(device)
+        cond = self.warped_context(x_data[:, P - 1], traj, keep) if self.warp_context else None
+        v = self.dit(x_in, t, traj, keep, self.is_future.to(device), cond)  # (B, T, C, H, W)
         return {'loss_flow': F.mse_loss(v[:, P:], velocity_target(future, noise))}
 
     @torch.no_grad()
@@ -163,16 +210,23 @@ class OccForecaster(BaseModel):
         noise = torch.randn((B, Tf, C, H, W), generator=generator,
                             device=noise_device).to(device)  # (B, T_f, C, H, W)
         traj = traj.float().to(device)
-        caches = {}  # the context's keys / values, once per trajectory-keep pattern
+        # Per trajectory-keep pattern, once: the context's keys / values and the future
+        # frames' warped conditioning (neither depends on the noise or the time).
+        caches = {}
 
         def model_fn(x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
             r = x.shape[0] // B  # 2 under classifier-free guidance
             traj_r = traj.repeat(r, 1, 1)  # (r * B, T, 3)
             key = tuple(keep.tolist())
             if key not in caches:
-                caches[key] = self.dit.encode_context(context.repeat(r, 1, 1, 1, 1),
-                                                      traj_r[:, :P], keep)
-            return self.dit.forward_future(x, t, traj_r[:, P:], keep, caches[key])  # (rB, T_f, ...)
+                ctx_r = context.repeat(r, 1, 1, 1, 1)  # (r * B, T_p, C, H, W)
+                cond = (self.warped_context(ctx_r[:, -1], traj_r, keep)
+                        if self.warp_context else None)  # (r * B, T, C + 1, H, W)
+                kv = self.dit.encode_context(ctx_r, traj_r[:, :P], keep,
+                                             cond[:, :P] if cond is not None else None)
+                caches[key] = (kv, cond[:, P:] if cond is not None else None)
+            kv, cond_fut = caches[key]
+            return self.dit.forward_future(x, t, traj_r[:, P:], keep, kv, cond_fut)  # (rB, T_f, ...)
 
         z = sample(model_fn, noise,
                    steps=steps or self.sampler['steps'],
