@@ -110,6 +110,7 @@ def main(argv=None):
             from occwm.visualization.render import render_comparison
             render_comparison(gt.numpy(), pred.numpy(), out_path=base + '.png',
                               times=[dt * (k + 1) for k in range(len(gt))],
+                              past=sample['inputs']['occ'][:num_past].numpy(),
                               traj=sample['inputs']['traj'][num_past - 1:].numpy())
     results = metric.compute_metrics(metric.results)
     results['num_windows'] = len(times)
