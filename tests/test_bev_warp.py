@@ -9,14 +9,6 @@ from occwm.models.bev_warp import warp_bev
 RANGE = (-4.0, -4.0, 4.0, 4.0)  # 8 x 8 cells of 1 m: cell i has its centre at i - 3.5 m
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _latent(B=2, C=3, H=8, W=8, seed=0):
     return torch.randn(B, C, H, W, generator=torch.Generator().manual_seed(seed))
 

@@ -5,15 +5,6 @@ import torch
 from occwm.models.dit import DIT_PRESETS, OccDiT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast and does not stall on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _inputs(B=2, T=5, C=4, H=8, W=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, T, C, H, W, generator=g)

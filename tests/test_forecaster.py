@@ -13,14 +13,6 @@ from occwm.models.forecaster import OccForecaster
 from occwm.registry import MODELS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast and does not stall on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 FREE = 17
 X, Y, Z = 16, 16, 2
 VOXEL = 0.4  # metres

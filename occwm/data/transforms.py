@@ -5,7 +5,6 @@ from typing import List, Sequence
 
 import numpy as np
 import torch
-from mmengine.dataset import BaseDataset  # noqa: F401  (keeps import order with registries)
 
 from occwm.data.layout import load_labels
 from occwm.grid import DEFAULT_GRID, OccGrid
