@@ -30,7 +30,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='OccMetric', report_frames=(2, 4, 6), frame_names=('1s', '2s', '3s'))
 test_evaluator = val_evaluator
 
-max_iters = 2000
+max_iters = 1200
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -133,13 +133,13 @@ def test_forecast_standalone():
         model.forecast(batch['occ'], batch['traj'])
 
 
-@pytest.mark.parametrize('warp_context', [False, True])
-def test_forecast_equals_sampling_the_full_network(warp_context):
+@pytest.mark.parametrize('warp_context,prior', [(False, 'noise'), (True, 'noise'), (True, 'warp')])
+def test_forecast_equals_sampling_the_full_network(warp_context, prior):
     """``forecast`` runs the context once (cached keys / values and warped conditioning);
     the result equals the sampler over the plain full-sequence DiT forward, with and
     without guidance."""
     torch.manual_seed(0)
-    model = build(warp_context=warp_context).eval()
+    model = build(warp_context=warp_context, prior=prior).eval()
     assert model.dit.cond_channels == (5 if warp_context else 0)  # C + 1 with C = 4
     for p in model.dit.parameters():  # leave adaLN-Zero so the velocity is not zero
         torch.nn.init.normal_(p, std=0.1)
@@ -151,6 +151,7 @@ def test_forecast_equals_sampling_the_full_network(warp_context):
                               generator=torch.Generator().manual_seed(7))
         ctx = model.encode(past)  # (B, P, C, H, W)
         noise = torch.randn((2, TF, *ctx.shape[2:]), generator=torch.Generator().manual_seed(7))
+        x0 = model.source(ctx[:, -1], traj[:, P:], noise)
 
         def model_fn(x, t, keep):
             r = x.shape[0] // 2
@@ -160,7 +161,7 @@ def test_forecast_equals_sampling_the_full_network(warp_context):
                     if warp_context else None)
             return model.dit(x_in, t, traj_r, keep, model.is_future, cond)[:, P:]
 
-        z = sample(model_fn, noise, steps=3, method='heun', cfg_scale=cfg)
+        z = sample(model_fn, x0, steps=3, method='heun', cfg_scale=cfg)
         torch.testing.assert_close(pred, z, atol=1e-5, rtol=1e-5)
 
 
@@ -262,3 +263,20 @@ def test_toy_training_with_and_without_warped_context():
         first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
         print(f'warp_context={warp_context}: toy flow loss {first:.4f} -> {last:.4f}')
         assert last < 0.5 * first
+
+
+def test_warp_prior_source():
+    """With ``prior='warp'`` the flow starts at the present latent warped into each
+    future ego frame plus ``prior_noise`` times the noise; with ``'noise'`` at the noise."""
+    model = build(prior='warp', prior_noise=0.0)
+    present = torch.zeros(1, 4, 8, 8)
+    present[0, :, 5, 3] = 1.0  # one hot cell
+    cell = (XY_RANGE[2] - XY_RANGE[0]) / 8  # metres per latent cell
+    traj_fut = torch.tensor([[[cell, 0.0, 0.0], [2 * cell, 0.0, 0.0]]])  # 1 and 2 cells forward
+    noise = torch.randn(1, 2, 4, 8, 8)
+    x0 = model.source(present, traj_fut, noise)
+    assert x0[0, 0, 0, 4, 3] == pytest.approx(1.0) and x0[0, 1, 0, 3, 3] == pytest.approx(1.0)
+    assert x0[0, 0].abs().sum() == pytest.approx(4.0)
+    assert torch.equal(build(prior='noise').source(present, traj_fut, noise), noise)
+    with pytest.raises(ValueError, match='prior'):
+        build(prior='gaussian')

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAE_ITERS=${VAE_ITERS:-1500}
-OCC_ITERS=${OCC_ITERS:-2000}
+OCC_ITERS=${OCC_ITERS:-1200}
 NUM_TRAIN=${NUM_TRAIN:-24}
 NUM_VAL=${NUM_VAL:-6}
 SHARED_DATA=${OCCWM_SHARED_DATA:-../shared/data}
@@ -21,7 +21,8 @@ python tools/train.py configs/occ.py --cfg-options train_cfg.max_iters="$OCC_ITE
 VAE_CKPT=$(cat work_dirs/vae/last_checkpoint)
 OCC_CKPT=$(cat work_dirs/occ/last_checkpoint)
 python tools/test.py configs/vae.py "$VAE_CKPT" --out-json outputs/synthetic_vae_metrics.json
-python tools/test.py configs/occ.py "$OCC_CKPT" --out-json outputs/synthetic_occ_metrics.json
+python tools/test.py configs/occ.py "$OCC_CKPT" --out-json outputs/synthetic_occ_metrics.json \
+  --cfg-options test_dataloader.dataset.stride=1
 python tools/forecast.py configs/occ.py "$OCC_CKPT" --windows 0 --out outputs/synthetic_forecast
 
 if [ -d "$SHARED_DATA/nuscenes_seq11" ]; then

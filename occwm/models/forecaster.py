@@ -69,6 +69,14 @@ class OccForecaster(BaseModel):
         xy_range: ``(x_min, y_min, x_max, y_max)`` metres covered by the latent grid
             (for the warp); default: the tokenizer's ``grid.point_cloud_range`` if it
             has one, else ``(-40, -40, 40, 40)``.
+        prior: the source distribution of the flow. ``'noise'``: standard Gaussian
+            (rectified flow, Liu et al. 2022). ``'warp'`` (default): a data-dependent
+            coupling (Albergo et al., "Stochastic interpolants with data-dependent
+            couplings", ICML 2024): ``x_0 = warp(present latent -> future ego frame) +
+            prior_noise * eps``, zeros where the warp has no data, so the flow starts
+            from the ego-motion-compensated present and learns the change (moving
+            agents, newly seen space) rather than the whole scene.
+        prior_noise: ``sigma`` of the Gaussian added to the warped source.
         data_preprocessor: mmengine data preprocessor config (default: move to device).
     """
 
@@ -77,8 +85,8 @@ class OccForecaster(BaseModel):
                  latent_scale: float = 1.0, traj_drop_prob: float = 0.1,
                  time_dist: str = 'logit_normal', sampler: Optional[dict] = None,
                  predict_seed: int = 0, warp_context: bool = True,
-                 xy_range: Optional[Sequence[float]] = None,
-                 data_preprocessor: Optional[dict] = None):
+                 xy_range: Optional[Sequence[float]] = None, prior: str = 'warp',
+                 prior_noise: float = 0.5, data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
         if tokenizer_ckpt is not None:
@@ -106,6 +114,9 @@ class OccForecaster(BaseModel):
             pcr = getattr(grid, 'point_cloud_range', None)
             xy_range = (pcr[0], pcr[1], pcr[3], pcr[4]) if pcr is not None else (-40., -40., 40., 40.)
         self.xy_range = tuple(float(v) for v in xy_range)
+        if prior not in ('noise', 'warp'):
+            raise ValueError(f"prior must be 'noise' or 'warp', got {prior!r}")
+        self.prior, self.prior_noise = prior, float(prior_noise)
         self.num_past = num_past
         self.num_future = num_future
         self.latent_scale = latent_scale
@@ -161,6 +172,23 @@ class OccForecaster(BaseModel):
         valid = torch.where(k, valid, torch.ones_like(valid))  # (B, T, 1, H, W)
         return torch.cat([warped, valid], dim=2)  # (B, T, C + 1, H, W)
 
+    def source(self, present: torch.Tensor, traj_fut: torch.Tensor,
+               noise: torch.Tensor) -> torch.Tensor:
+        """The flow's starting point ``x_0`` for the future frames (see ``prior``).
+
+        Args:
+            present: ``(B, C, H, W)`` scaled latent of the present frame.
+            traj_fut: ``(B, T_f, 3)`` future ego poses in the present frame (x m, y m, yaw rad).
+            noise: ``(B, T_f, C, H, W)`` standard Gaussian.
+
+        Returns:
+            ``(B, T_f, C, H, W)``: ``noise``, or the warped present + ``prior_noise * noise``.
+        """
+        if self.prior == 'noise':
+            return noise
+        warped, _ = warp_bev(present, traj_fut, self.xy_range)  # (B, T_f, C, H, W)
+        return warped + self.prior_noise * noise
+
     def loss(self, occ: torch.Tensor, traj: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Flow-matching loss on the future frames (``occwm/models/flow.py``).
 
@@ -174,12 +202,13 @@ class OccForecaster(BaseModel):
         future = x_data[:, P:]  # (B, T_f, C, H, W)
         noise = torch.randn_like(future)  # (B, T_f, C, H, W)
         t = sample_time(B, dist=self.time_dist, device=device)  # (B,)
-        x_in = torch.cat([x_data[:, :P], interpolate(future, noise, t)], dim=1)  # (B, T, C, H, W)
-        keep = torch.rand(B, device=device) >= self.traj_drop_prob  # (B,)
         traj = traj.float().to(device)
+        x0 = self.source(x_data[:, P - 1], traj[:, P:], noise)  # (B, T_f, C, H, W)
+        x_in = torch.cat([x_data[:, :P], interpolate(future, x0, t)], dim=1)  # (B, T, C, H, W)
+        keep = torch.rand(B, device=device) >= self.traj_drop_prob  # (B,)
         cond = self.warped_context(x_data[:, P - 1], traj, keep) if self.warp_context else None
         v = self.dit(x_in, t, traj, keep, self.is_future.to(device), cond)  # (B, T, C, H, W)
-        return {'loss_flow': F.mse_loss(v[:, P:], velocity_target(future, noise))}
+        return {'loss_flow': F.mse_loss(v[:, P:], velocity_target(future, x0))}
 
     @torch.no_grad()
     def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: Optional[int] = None,
@@ -210,6 +239,7 @@ class OccForecaster(BaseModel):
         noise = torch.randn((B, Tf, C, H, W), generator=generator,
                             device=noise_device).to(device)  # (B, T_f, C, H, W)
         traj = traj.float().to(device)
+        x0 = self.source(context[:, -1], traj[:, P:], noise)  # (B, T_f, C, H, W)
         # Per trajectory-keep pattern, once: the context's keys / values and the future
         # frames' warped conditioning (neither depends on the noise or the time).
         caches = {}
@@ -228,7 +258,7 @@ class OccForecaster(BaseModel):
             kv, cond_fut = caches[key]
             return self.dit.forward_future(x, t, traj_r[:, P:], keep, kv, cond_fut)  # (rB, T_f, ...)
 
-        z = sample(model_fn, noise,
+        z = sample(model_fn, x0,
                    steps=steps or self.sampler['steps'],
                    method=method or self.sampler['method'],
                    cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
