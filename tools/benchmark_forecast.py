@@ -5,8 +5,7 @@
 Prints the median seconds of each stage and of the whole forecast, forecast frames/s
 and the peak resident memory of the process. Without a checkpoint the weights are
 random (timing only: an untrained decoder keeps more voxels, so it is slower than a
-trained one). The input is one window of a synthetic scene (or ``--data-root`` /
-``--infos``).
+trained one). The input is one window of a synthetic scene (``--seed``).
 """
 import argparse
 import os
@@ -20,10 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
 
 import occwm.compat  # noqa: E402,F401
-from occwm.registry import MODELS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,12 +53,8 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope('occwm')
-    import occwm.models  # noqa: F401
-    cfg.model.tokenizer_ckpt = None
-    model = MODELS.build(cfg.model)
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
-    model = model.to(args.device).eval()
+    from occwm.models.forecaster import init_forecaster
+    model = init_forecaster(cfg.model, args.checkpoint, args.device)
     P, F = model.num_past, model.num_future
     occ, traj = synthetic_window(P, F, args.seed)
     occ = occ.repeat(args.batch, 1, 1, 1, 1).to(args.device)

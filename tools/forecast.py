@@ -24,12 +24,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import occwm.compat  # noqa: E402,F401
 from occwm.data.layout import atomic_path  # noqa: E402
-from occwm.registry import DATASETS, METRICS, MODELS  # noqa: E402
+from occwm.registry import DATASETS, METRICS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,17 +49,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_model(cfg: Config, checkpoint: str, device: str):
-    """The forecaster of ``cfg`` with the weights of ``checkpoint`` (tokenizer included)."""
-    if not os.path.isfile(checkpoint):
-        sys.exit(f'error: checkpoint {checkpoint} not found '
-                 f'(train one with  python tools/train.py configs/occ.py)')
-    cfg.model.tokenizer_ckpt = None  # the forecaster checkpoint holds the tokenizer weights
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
-    return model.to(device).eval()
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -69,7 +57,7 @@ def main(argv=None):
     init_default_scope(cfg.get('default_scope', 'occwm'))
     import occwm.data  # noqa: F401  (registers datasets and transforms)
     import occwm.evaluation  # noqa: F401
-    import occwm.models  # noqa: F401
+    from occwm.models.forecaster import init_forecaster
 
     ds_cfg = cfg.test_dataloader.dataset.copy()
     ds_cfg.stride = 1
@@ -81,10 +69,12 @@ def main(argv=None):
     windows = args.windows if args.windows is not None else range(len(dataset))
     if len(dataset) == 0:
         sys.exit(f'error: {ds_cfg.ann_file} has no scene with {dataset.window_len} frames')
-    model = build_model(cfg, args.checkpoint, args.device)
+    try:
+        model = init_forecaster(cfg.model, args.checkpoint, args.device)
+    except FileNotFoundError as e:
+        sys.exit(f'error: {e}')
     metric = METRICS.build(cfg.test_evaluator)
     num_past = dataset.num_past
-    dt = 0.5  # seconds between frames (2 Hz)
     times, written = [], []
     for i in tqdm(windows, desc='forecast'):
         sample = dataset[i]
@@ -109,7 +99,6 @@ def main(argv=None):
         if not args.no_render:
             from occwm.visualization.render import render_comparison
             render_comparison(gt.numpy(), pred.numpy(), out_path=base + '.png',
-                              times=[dt * (k + 1) for k in range(len(gt))],
                               past=sample['inputs']['occ'][:num_past].numpy(),
                               traj=sample['inputs']['traj'][num_past - 1:].numpy())
     results = metric.compute_metrics(metric.results)

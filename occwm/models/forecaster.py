@@ -32,13 +32,37 @@ TOKENIZER_MISSING = ('tokenizer checkpoint {} not found: train the tokenizer fir
 
 def resolve_checkpoint(path: str) -> str:
     """``path`` itself, or for an mmengine work dir the checkpoint named in its
-    ``last_checkpoint`` file (relative names are taken relative to the work dir)."""
-    marker = os.path.join(path, 'last_checkpoint')
-    if os.path.isdir(path) and os.path.isfile(marker):
-        with open(marker) as f:
-            ckpt = f.read().strip()
-        return ckpt if os.path.isabs(ckpt) or os.path.isfile(ckpt) else os.path.join(path, ckpt)
-    return path
+    ``last_checkpoint`` file (``mmengine.runner.find_latest_checkpoint``; a relative
+    name that does not exist from the current folder is taken relative to the work dir)."""
+    if not os.path.isdir(path):
+        return path
+    from mmengine.runner.checkpoint import find_latest_checkpoint
+    ckpt = find_latest_checkpoint(path)
+    if ckpt is None:
+        return path
+    return ckpt if os.path.isabs(ckpt) or os.path.isfile(ckpt) else os.path.join(path, ckpt)
+
+
+def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
+                    device: str = 'cpu') -> 'OccForecaster':
+    """Build a forecaster from its config for inference, in eval mode on ``device``.
+
+    The tokenizer weights come from ``checkpoint`` (a forecaster checkpoint holds them),
+    so ``model_cfg['tokenizer_ckpt']`` is ignored; without ``checkpoint`` all weights
+    are random (timing only).
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` is given but no such file exists.
+    """
+    model_cfg = dict(model_cfg, tokenizer_ckpt=None)
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint} not found (train one with  '
+                                    f'python tools/train.py configs/occ.py)')
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    return model.to(device).eval()
 
 
 @MODELS.register_module()
