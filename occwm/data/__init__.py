@@ -1,5 +1,8 @@
 """Occupancy data: on-disk layout, builders, the synthetic generator and datasets."""
+from occwm.data.augment import RandomFlipRotateOcc
+from occwm.data.occ_cache import OccCache
 from occwm.data.occ_dataset import OccForecastDataset
 from occwm.data.transforms import LoadOccWindow, PackOccInputs, occ_collate
 
-__all__ = ['OccForecastDataset', 'LoadOccWindow', 'PackOccInputs', 'occ_collate']
+__all__ = ['OccForecastDataset', 'LoadOccWindow', 'PackOccInputs', 'occ_collate',
+           'RandomFlipRotateOcc', 'OccCache']

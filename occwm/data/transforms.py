@@ -1,12 +1,14 @@
 """Data transforms (``transform(results: dict) -> dict``) and the collate function."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from occwm.data.layout import load_labels
+from occwm.data.occ_cache import OccCache
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.registry import FUNCTIONS, TRANSFORMS
 
@@ -22,17 +24,29 @@ class LoadOccWindow:
     Args:
         grid: kwargs of ``OccGrid`` (default Occ3D-nuScenes).
         with_masks: also load the visibility masks.
+        cache_dir: read through the sparse occupancy cache in this folder
+            (``occwm.data.occ_cache``: built on first use, rebuilt when a ``labels.npz``
+            changes; same arrays, several times faster to load). ``None``: decode the
+            ``labels.npz`` files every time.
 
     Raises:
         FileNotFoundError / ValueError naming the file (see ``layout.load_labels``).
     """
 
-    def __init__(self, grid: dict = None, with_masks: bool = False):
+    def __init__(self, grid: dict = None, with_masks: bool = False,
+                 cache_dir: Optional[str] = None):
         self.grid = OccGrid(**grid) if grid else DEFAULT_GRID
         self.keys = ('semantics', 'mask_lidar', 'mask_camera') if with_masks else ('semantics',)
+        self.cache = OccCache(cache_dir, self.grid) if cache_dir else None
+
+    def load_frame(self, path: str) -> Dict[str, np.ndarray]:
+        """``{key: (X, Y, Z) uint8}`` of one ``labels.npz`` (through the cache if any)."""
+        if self.cache is not None:
+            return self.cache.load(path, self.keys)
+        return load_labels(path, self.grid, self.keys)
 
     def __call__(self, results: dict) -> dict:
-        frames = [load_labels(p, self.grid, self.keys) for p in results['occ_paths']]
+        frames = [self.load_frame(p) for p in results['occ_paths']]
         results['occ'] = np.stack([f['semantics'] for f in frames])  # (T, X, Y, Z)
         for key in self.keys[1:]:
             results[key] = np.stack([f[key] for f in frames])
@@ -45,10 +59,11 @@ class PackOccInputs:
 
     Required Keys: ``occ``, ``traj``, ``scene_name``, ``tokens``, ``timestamps``, ``num_past``.
     Added Keys: ``inputs`` = {``occ`` (T, X, Y, Z) uint8, ``traj`` (T, 3) float32} and
-    ``data_samples`` = dict of the meta keys (plus masks as tensors when loaded).
+    ``data_samples`` = dict of the meta keys (plus masks as tensors when loaded, and
+    ``aug`` when an augmentation ran).
     """
 
-    META_KEYS = ('scene_name', 'tokens', 'timestamps', 'num_past', 'ego2global')
+    META_KEYS = ('scene_name', 'tokens', 'timestamps', 'num_past', 'ego2global', 'aug')
 
     def __call__(self, results: dict) -> dict:
         inputs = dict(occ=torch.from_numpy(np.ascontiguousarray(results['occ'])),
@@ -56,14 +71,18 @@ class PackOccInputs:
         meta = {k: results[k] for k in self.META_KEYS if k in results}
         for key in ('mask_lidar', 'mask_camera'):
             if key in results:
-                meta[key] = torch.from_numpy(results[key])
+                meta[key] = torch.from_numpy(np.ascontiguousarray(results[key]))
         return dict(inputs=inputs, data_samples=meta)
 
 
 @FUNCTIONS.register_module()
 def occ_collate(batch: Sequence[dict]) -> dict:
     """Stack ``inputs`` tensors to ``(B, ...)`` and keep ``data_samples`` as a list of
-    B meta dicts. Use as ``collate_fn=dict(type='occwm.occ_collate')``."""
-    inputs = {k: torch.stack([b['inputs'][k] for b in batch]) for k in batch[0]['inputs']}
+    B meta dicts. Use as ``collate_fn=dict(type='occwm.occ_collate')``.
+
+    The stacking is torch's ``default_collate``: in a dataloader worker it writes the
+    batch straight into shared memory (no extra copy on the way to the main process).
+    """
+    inputs = default_collate([b['inputs'] for b in batch])  # {k: (B, ...)}
     samples: List[dict] = [b['data_samples'] for b in batch]
     return dict(inputs=inputs, data_samples=samples)
