@@ -17,7 +17,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='occwm.occ_collate'),
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.train_ann_file}},
-                 num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, pipeline={{_base_.pipeline}}))
+                 num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),

@@ -8,7 +8,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='occwm.occ_collate'),
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.train_ann_file}},
-                 num_past=1, num_future=0, pipeline={{_base_.pipeline}}))
+                 num_past=1, num_future=0, pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),

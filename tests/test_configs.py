@@ -37,3 +37,15 @@ def test_config_builds(path, tmp_path):
         ds_cfg.update(data_root=str(tmp_path), ann_file=ann, pipeline=[])
         ds = DATASETS.build(ds_cfg)
         assert len(ds) >= 1
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_augmentation_in_train_pipeline_only(path):
+    init_default_scope('occwm')
+    import occwm.data  # noqa: F401
+    from occwm.registry import TRANSFORMS
+    cfg = Config.fromfile(path)
+    train = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline]
+    val = [TRANSFORMS.build(t) for t in cfg.val_dataloader.dataset.pipeline]
+    assert any(type(t).__name__ == 'RandomFlipRotateOcc' for t in train)
+    assert not any(type(t).__name__ == 'RandomFlipRotateOcc' for t in val)

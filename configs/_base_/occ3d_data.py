@@ -10,6 +10,14 @@ data_root = 'data/synthetic/'
 train_ann_file = 'synthetic_infos_train.pkl'
 val_ann_file = 'synthetic_infos_val.pkl'
 
+# Evaluation pipeline (no augmentation).
 pipeline = [dict(type='LoadOccWindow', grid=grid), dict(type='PackOccInputs')]
+# Training: one left-right mirror (y -> -y) per window with probability 0.5, applied to the
+# occupancy, the trajectory and ego2global alike. Other options of RandomFlipRotateOcc:
+# flip_x_prob, rot90_prob (+ rot90_k), yaw_prob (+ max_yaw); off by default: they make the
+# ego drive backwards or sideways. Faster loading: LoadOccWindow(cache_dir='data/cache/...').
+train_pipeline = [dict(type='LoadOccWindow', grid=grid),
+                  dict(type='RandomFlipRotateOcc', grid=grid, flip_y_prob=0.5),
+                  dict(type='PackOccInputs')]
 dataset = dict(type='OccForecastDataset', data_root=data_root, num_past=num_past,
                num_future=num_future, pipeline=pipeline)
