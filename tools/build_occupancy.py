@@ -6,6 +6,15 @@ Example::
 
 writes ``OUT_DIR/gts/<scene>/<token>/labels.npz`` per frame and ``OUT_DIR/<scene>_infos.pkl``
 (OccWorld layout). The method is described in ``occwm/data/occ_builder.py``.
+
+Root mode: any scene of a nuScenes root with nuScenes-lidarseg, read through
+nuscenes-devkit (``occwm/data/nuscenes_occ.py``; same method)::
+
+    python tools/build_occupancy.py --nusc-root data/nuscenes --version v1.0-trainval \
+        --scenes scene-0103 scene-0916 --out data/nuscenes
+
+writes ``OUT/gts/<scene_name>/<sample_token>/labels.npz`` for every keyframe and
+``OUT/nuscenes_occ_infos_<version>.pkl`` (all scenes when ``--scenes`` is left out).
 """
 import argparse
 import os
@@ -13,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from occwm.data.nuscenes_occ import build_nuscenes_scenes  # noqa: E402
 from occwm.data.occ_builder import build_scene, format_report, occupancy_report  # noqa: E402
 from occwm.grid import DEFAULT_GRID, OccGrid  # noqa: E402
 
@@ -25,13 +35,23 @@ OCC3D_REFERENCE = os.path.join(SHARED, 'occ3d_sample', '29796060110c4163b07f06ef
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('src_dir', help='folder in the layout of nuscenes_seq11 '
-                                   '(pc_seman/, bbox/, pose/, calib/)')
-    p.add_argument('out_dir', help='output data root '
-                                   '(gts/<scene>/<token>/labels.npz and the info pkl)')
+    p.add_argument('src_dir', nargs='?', help='folder mode: a folder in the layout of '
+                                              'nuscenes_seq11 (pc_seman/, bbox/, pose/, calib/)')
+    p.add_argument('out_dir', nargs='?', help='output data root '
+                                              '(gts/<scene>/<token>/labels.npz and the info pkl)')
+    p.add_argument('--out', help='output data root (the same as OUT_DIR; needed in root mode)')
+    root = p.add_argument_group('root mode (instead of SRC_DIR)')
+    root.add_argument('--nusc-root', help='nuScenes root with <version>/*.json, '
+                                          'samples/LIDAR_TOP/ and lidarseg/<version>/')
+    root.add_argument('--version', help='nuScenes version (default v1.0-trainval)')
+    root.add_argument('--scenes', nargs='+', help='scene names (default: every scene)')
+    root.add_argument('--skip-missing', action='store_true',
+                      help='skip keyframes whose scan or lidarseg labels are missing, with a '
+                           'warning (default: stop with an error naming the file)')
     p.add_argument('--scene-name',
                    help='scene key (default: from the folder name, e.g. nuscenes_seq11)')
-    p.add_argument('--info-name', help='info pkl file name (default: <scene>_infos.pkl)')
+    p.add_argument('--info-name', help='info pkl file name (default: <scene>_infos.pkl; root '
+                                       'mode: nuscenes_occ_infos_<version>.pkl)')
     p.add_argument('--grid', nargs=7, type=float,
                    metavar=('X_MIN', 'Y_MIN', 'Z_MIN', 'X_MAX', 'Y_MAX', 'Z_MAX', 'VOXEL'),
                    help='grid range (metres, ego frame) and voxel size '
@@ -46,11 +66,62 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _check_mode(args):
+    """Exit with a message unless exactly one input mode is given; returns the output root."""
+    if args.out and args.out_dir and args.out != args.out_dir:
+        sys.exit(f'error: two output roots ({args.out_dir} and --out {args.out}); give one')
+    out = args.out or args.out_dir
+    if args.nusc_root and args.src_dir:
+        sys.exit('error: give SRC_DIR (folder mode) or --nusc-root (root mode), not both '
+                 '(in root mode the output root goes to --out)')
+    if not args.nusc_root and not args.src_dir:
+        sys.exit('error: give SRC_DIR OUT_DIR (folder mode) or --nusc-root ROOT --out OUT_DIR '
+                 '(root mode); see --help')
+    if not args.nusc_root and (args.version or args.scenes or args.skip_missing):
+        sys.exit('error: --version, --scenes and --skip-missing need --nusc-root')
+    if args.nusc_root and args.scene_name:
+        sys.exit('error: --scene-name is for folder mode; root mode uses the nuScenes scene names')
+    if not out:
+        sys.exit('error: no output root: give OUT_DIR or --out')
+    return out
+
+
+def _root_mode(args, out, grid):
+    """Build the scenes of a nuScenes root (``occwm.data.nuscenes_occ``)."""
+    version = args.version or 'v1.0-trainval'
+    try:
+        result = build_nuscenes_scenes(args.nusc_root, version, out, scenes=args.scenes,
+                                       info_name=args.info_name, grid=grid,
+                                       ray_cast=not args.no_ray_cast,
+                                       skip_missing=args.skip_missing,
+                                       keep_occupancy=args.report, progress=not args.quiet)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e}\n(root mode needs '
+                 f'nuScenes with nuScenes-lidarseg: <root>/<version>/*.json, samples/LIDAR_TOP/, '
+                 f'lidarseg/<version>/; --skip-missing skips keyframes with missing files)')
+    n = sum(len(p) for p in result['label_paths'].values())
+    print(f"built {n} frames of {len(result['scene_names'])} scenes in {result['seconds']:.1f} s")
+    print(f"occupancy: {os.path.join(out, 'gts')}/<scene>/<token>/labels.npz ({n} files)")
+    print(f"info pkl:  {result['info_path']}")
+    if args.report:
+        for name in result['scene_names']:
+            print(f'scene {name}')
+            print(format_report(occupancy_report(result['occupancy'][name],
+                                                 result['ego2globals'][name], grid,
+                                                 reference=args.reference)))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    out = _check_mode(args)
     try:
         grid = DEFAULT_GRID if args.grid is None else OccGrid(tuple(args.grid[:6]), args.grid[6])
-        result = build_scene(args.src_dir, args.out_dir, scene_name=args.scene_name,
+    except ValueError as e:
+        sys.exit(f'error: --grid: {e}')
+    if args.nusc_root:
+        return _root_mode(args, out, grid)
+    try:
+        result = build_scene(args.src_dir, out, scene_name=args.scene_name,
                              info_name=args.info_name, grid=grid, ray_cast=not args.no_ray_cast,
                              progress=not args.quiet)
     except (FileNotFoundError, ValueError) as e:
@@ -58,7 +129,7 @@ def main(argv=None):
                  f'section nuscenes_seq11)')
     n = len(result['label_paths'])
     print(f"built {n} frames of scene {result['scene_name']} in {result['seconds']:.1f} s")
-    print(f"occupancy: {os.path.join(args.out_dir, 'gts', result['scene_name'])} ({n} labels.npz)")
+    print(f"occupancy: {os.path.join(out, 'gts', result['scene_name'])} ({n} labels.npz)")
     print(f"info pkl:  {result['info_path']}")
     if args.report:
         report = occupancy_report(result['occupancy'], result['ego2globals'], grid,
