@@ -277,9 +277,10 @@ def load_nuscenes_scene(nusc, scene_name: str, skip_missing: bool = False,
 # ----------------------------------------------------------------------------- building
 def build_nuscenes_scenes(root: str, version: str, out_dir: str,
                           scenes: Optional[Sequence[str]] = None, info_name: Optional[str] = None,
-                          grid: OccGrid = DEFAULT_GRID, ray_cast: bool = True,
+                          grid: OccGrid = DEFAULT_GRID, ray_cast=True,
                           skip_missing: bool = False, keep_occupancy: bool = False,
-                          progress: bool = True, nusc=None) -> dict:
+                          progress: bool = True, nusc=None,
+                          build_options: Optional[dict] = None) -> dict:
     """Build the Occ3D layout for scenes of a nuScenes root.
 
     Writes ``<out_dir>/gts/<scene_name>/<sample_token>/labels.npz`` per keyframe and one
@@ -289,6 +290,9 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
 
     Args:
         scenes: scene names (default: every scene of the version).
+        ray_cast, build_options: passed to ``occ_builder.build_sequence`` (``ray_cast``
+            and any further keyword arguments it takes).
+        skip_missing: see ``load_nuscenes_scene``.
         keep_occupancy: also return each scene's ``build_sequence`` output (memory:
             about 1.3 MB per frame).
         nusc: an already opened ``NuScenes`` (else ``open_nuscenes(root, version)``).
@@ -296,7 +300,7 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
     Returns:
         dict with ``scene_names``, ``info_path``, ``label_paths`` {scene: [path, ...]},
         ``ego2globals`` {scene: ``(L, 4, 4)``}, ``seconds``, and with ``keep_occupancy``
-        ``occupancy`` {scene: [dict(semantics, mask_lidar), ...]}.
+        ``occupancy`` {scene: [``build_sequence`` dicts (semantics, mask_lidar, ...)]}.
 
     Raises:
         FileNotFoundError / KeyError / ValueError naming the folder, file, sample or scene.
@@ -318,10 +322,11 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
         if not frames:
             warnings.warn(f'{name}: no keyframe left to build, scene skipped')
             continue
-        occ = build_sequence(frames, grid, ray_cast=ray_cast, progress=progress)
+        occ = build_sequence(frames, grid, ray_cast=ray_cast, progress=progress,
+                             **(build_options or {}))
         paths = [labels_path(out_dir, name, f.token) for f in frames]
         for path, o in zip(paths, occ):
-            save_labels(path, o['semantics'], o['mask_lidar'], grid=grid)
+            save_labels(path, o['semantics'], o['mask_lidar'], o.get('mask_camera'), grid=grid)
         infos[name] = frame_infos(frames, name)
         out['scene_names'].append(name)
         out['label_paths'][name] = paths
