@@ -123,3 +123,22 @@ def test_load_window_through_cache(tmp_path):
         out = cached(dict(occ_paths=paths))
         for k in ('occ', 'mask_lidar', 'mask_camera'):
             np.testing.assert_array_equal(out[k], plain[k])
+
+
+def test_cache_tool_builds_every_frame(tmp_path, capsys):
+    from tools.cache_occupancy import main
+    ann = write_tiny_scenes(tmp_path, lengths=(3, 2))
+    grid = [*TINY_GRID.point_cloud_range, TINY_GRID.voxel_size]
+    argv = [str(tmp_path), ann, '--cache-dir', str(tmp_path / 'cache'),
+            '--grid', *map(str, grid)]
+    main(argv)
+    assert '5 frames: 5 cached' in capsys.readouterr().out
+    cache = OccCache(str(tmp_path / 'cache'), TINY_GRID)
+    from occwm.data.layout import load_scene_infos
+    srcs = [labels_path(str(tmp_path), s, f['token'])
+            for s, fs in load_scene_infos(ann).items() for f in fs]
+    assert all(cache.is_fresh(p) for p in srcs)
+    os.utime(srcs[0], ns=(0, 10**9))                  # the source changes: stale
+    assert not cache.is_fresh(srcs[0])
+    main(argv)
+    assert '5 frames: 1 cached, 4 already fresh' in capsys.readouterr().out

@@ -56,19 +56,34 @@ def ego_map(flip_x: bool = False, flip_y: bool = False, rot90: int = 0,
     return np.array([[cy, -sy], [sy, cy]]) @ R90 @ F
 
 
+def _columns(arr: np.ndarray) -> np.ndarray:
+    """``(T, X, Y, Z)`` grids as ``(T, X, Y)`` opaque z columns (one void element per
+    column, a view when ``arr`` is C-contiguous): moving whole columns is ~10x faster
+    than moving ``Z`` single bytes."""
+    arr = np.ascontiguousarray(arr)
+    return arr.view(np.dtype((np.void, arr.shape[-1] * arr.itemsize)))[..., 0]
+
+
+def _from_columns(cols: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Inverse of ``_columns``: ``(T, X, Y)`` columns to a C-contiguous ``(T, X, Y, Z)``."""
+    return np.ascontiguousarray(cols).view(like.dtype).reshape(*cols.shape, like.shape[-1])
+
+
 def flip_rot90_grid(arr: np.ndarray, flip_x: bool, flip_y: bool, rot90: int) -> np.ndarray:
     """Exact flip then counter-clockwise quarter turns of ``(T, X, Y, Z)`` grids about
     the ego (grid symmetric about the ego; ``X == Y`` for odd ``rot90``).
 
-    Returns a C-contiguous ``(T, X, Y, Z)`` array of ``arr``'s dtype, ``occ_aug(p) =
+    Returns a new C-contiguous ``(T, X, Y, Z)`` array of ``arr``'s dtype, ``occ_aug(p) =
     occ(A^-1 p)`` with ``A = ego_map(flip_x, flip_y, rot90)``.
     """
+    cols = _columns(arr)                                      # (T, X, Y) z columns
     if flip_x:
-        arr = arr[:, ::-1]
+        cols = cols[:, ::-1]
     if flip_y:
-        arr = arr[:, :, ::-1]
+        cols = cols[:, :, ::-1]
     # np.rot90 over (x, y): out[i, j] = in[j, X - 1 - i], i.e. (x, y) -> (-y, x).
-    return np.ascontiguousarray(np.rot90(arr, rot90 % 4, axes=(1, 2)))
+    cols = np.rot90(cols, rot90 % 4, axes=(1, 2))
+    return _from_columns(cols, arr)                           # (T, X, Y, Z)
 
 
 def source_columns(A: np.ndarray, grid: OccGrid = DEFAULT_GRID
@@ -97,7 +112,7 @@ def resample_grid(arr: np.ndarray, A: np.ndarray, fill: int, grid: OccGrid = DEF
     (any grid, any angle): ``out(p) = arr(A^-1 p)``, ``fill`` where the source column
     is outside the grid. Returns a new C-contiguous array of ``arr``'s dtype."""
     src_x, src_y, valid = source_columns(A, grid)
-    out = arr[:, src_x, src_y]  # (T, X, Y, Z) advanced indexing: a copy
+    out = _from_columns(_columns(arr)[:, src_x, src_y], arr)  # (T, X, Y, Z), a copy
     out[:, ~valid] = fill
     return out
 

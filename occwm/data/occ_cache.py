@@ -147,6 +147,19 @@ class OccCache:
         return os.path.join(self.cache_dir, os.path.basename(os.path.dirname(token_dir)),
                             f'{os.path.basename(token_dir)}.{key}.npy')
 
+    def is_fresh(self, src: str) -> bool:
+        """Whether the cache file of ``src`` exists, parses and matches the source's
+        current stamp and the grid (reads the header only)."""
+        try:
+            buf = np.load(self.path_for(src), mmap_mode='r', allow_pickle=False)
+            h = np.asarray(buf[:HEADER_LEN * 8]).view('<i8')
+        except Exception:  # missing or unreadable
+            return False
+        return (buf.dtype == np.uint8 and h.size == HEADER_LEN
+                and [int(v) for v in h[:6]] == [MAGIC, CACHE_VERSION, *self.grid.shape,
+                                                 self.grid.free_label]
+                and tuple(int(v) for v in h[8:11]) == source_stamp(src))
+
     def build(self, src: str) -> Tuple[str, Dict[str, np.ndarray]]:
         """(Re)write the cache file of ``src`` from the source; returns its path and
         every grid the source holds.
