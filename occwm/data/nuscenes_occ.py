@@ -79,9 +79,9 @@ def open_nuscenes(root: str, version: str):
     after checking the folders it needs.
 
     Raises:
-        FileNotFoundError: no ``root``, no ``<root>/<version>/`` table folder, no
-            ``lidarseg.json`` or ``lidarseg/<version>/`` folder, or lidarseg label files
-            named by the table are missing (the first ones are named).
+        FileNotFoundError: no ``root``, no ``<root>/<version>/`` table folder, a missing
+            table, no ``lidarseg.json`` or ``lidarseg/<version>/`` folder, or lidarseg
+            label files named by the table are missing (the first ones are named).
         ValueError: the devkit cannot load the tables (its message is kept).
     """
     from nuscenes.nuscenes import NuScenes
@@ -108,6 +108,8 @@ def open_nuscenes(root: str, version: str):
                     f'{", e.g. " + ", ".join(missing[1:3]) if len(missing) > 1 else ""}); '
                     f'the devkit refuses to load {table_root} without them') from e
         raise ValueError(f'{table_root}: nuscenes-devkit cannot load the tables ({e})') from e
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f'{e.filename}: nuScenes table or file missing') from e
     except (OSError, KeyError, json.JSONDecodeError) as e:
         raise ValueError(f'{table_root}: nuscenes-devkit cannot load the tables '
                          f'({type(e).__name__}: {e})') from e
