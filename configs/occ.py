@@ -26,9 +26,12 @@ val_dataloader = dict(
                  num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, stride=3, pipeline={{_base_.pipeline}},
                  test_mode=True))
 test_dataloader = val_dataloader
-# OccWorld protocol: IoU / mIoU at 1 s, 2 s, 3 s = future frames 2, 4, 6.
-val_evaluator = dict(type='OccMetric', report_frames=(2, 4, 6), frame_names=('1s', '2s', '3s'))
-test_evaluator = val_evaluator
+# IoU / mIoU of every future frame, averaged over 1 s, 2 s, 3 s (frames 2, 4, 6), with the
+# copy-last and ego-motion-warp baselines. The test metric and windows follow a published
+# protocol: 'occworld' (default), 'dome' or 'i2world', mask None / 'camera' / 'lidar'
+# (occwm/evaluation/protocols.py); tools/test.py --protocol / --mask switch both.
+val_evaluator = dict(type='OccMetric', protocol='occworld')
+test_evaluator = dict(type='OccMetric', protocol='occworld', mask=None)
 
 max_iters = 1200
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
@@ -40,5 +43,13 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min=1e-5),
 ]
-custom_hooks = [dict(type='EMAHook', momentum=1e-3, update_buffers=True, priority=49)]
+# OccVisHook: ground truth | forecast | errors of validation window 0 at +1 s, +2 s, +3 s
+# after every validation round (no extra forward pass), written by the visualizer's
+# backends: <work_dir>/<timestamp>/vis_data/vis_image/val_forecast_<iter>.png. TensorBoard
+# too (pip install tensorboard; tensorboard --logdir work_dirs/occ):
+#   visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend'),
+#                                                      dict(type='TensorboardVisBackend')])
+custom_hooks = [dict(type='EMAHook', momentum=1e-3, update_buffers=True, priority=49),
+                dict(type='OccVisHook', interval=1, window_index=0)]
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
 work_dir = './work_dirs/occ'

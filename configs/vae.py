@@ -16,7 +16,10 @@ val_dataloader = dict(
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.val_ann_file}},
                  num_past=1, num_future=0, stride=4, pipeline={{_base_.pipeline}}, test_mode=True))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='OccMetric', report_frames=(1,), frame_names=('recon',))
+# Reconstruction IoU / mIoU of every frame; the protocol sets the absent-class rule and
+# mask (tools/test.py configs/vae.py CKPT --protocol i2world --mask camera).
+val_evaluator = dict(type='OccMetric', protocol='occworld', avg_frames=(1,), frame_names=('recon',),
+                     present_frame=False)
 test_evaluator = val_evaluator
 
 max_iters = 1500

@@ -1,4 +1,5 @@
-"""Metric tests with hand-computed expected values (OccWorld protocol).
+"""Metric tests with hand-computed expected values (the counting shared by the protocols;
+protocol-specific rules are in tests/test_protocols.py).
 
 Labels: 0 others, 3 bus, 4 car, 11 driveable_surface, 16 vegetation, 17 free.
 """
@@ -109,7 +110,7 @@ def sample(pred, gt, **extra):
 
 
 def test_metric_sums_counts_over_windows_not_mean_of_windows():
-    metric = OccMetric(report_frames=(1,), frame_names=('recon',))
+    metric = OccMetric(avg_frames=(1,), frame_names=('recon',), absent_class_iou=None)
     # window 1: car IoU 1/1; window 2: car tp=1, fp=1, fn=2 -> IoU 1/4
     w1 = sample(grid(4, F, F, F)[None], grid(4, F, F, F)[None])  # (T_f=1, 4, 1, 1)
     w2 = sample(grid(4, F, F, 4)[None], grid(4, 4, 4, F)[None])
@@ -130,31 +131,40 @@ def test_metric_frames_are_one_based_and_baselines_get_rows():
     pred[1, 0] = 4  # right only at future frame 2 (= 1 s at 2 Hz)
     copy_last = np.repeat(gt[:1], T, axis=0).copy()
     copy_last[:, 1] = 4  # hits the car, plus one false positive: IoU 1/2
-    metric = METRICS.build(dict(type='OccMetric'))  # defaults: frames (2, 4, 6) -> 1s, 2s, 3s
+    # defaults: the OccWorld protocol, frames (2, 4, 6) -> 1s, 2s, 3s, absent classes score 1
+    metric = METRICS.build(dict(type='OccMetric'))
     metric.process(None, [sample(pred, gt, baselines={'copy_last': torch.from_numpy(copy_last)})])
     out = metric.evaluate(size=1)
     assert out['mIoU@1s'] == pytest.approx(100.0) and out['IoU@1s'] == pytest.approx(100.0)
-    assert out['mIoU@2s'] == 0.0 and out['mIoU@3s'] == 0.0
-    assert out['mIoU_avg'] == pytest.approx(100 / 3)
+    # car missed: IoU 0; the 16 classes absent from the ground truth score 1 each
+    assert out['mIoU@2s'] == pytest.approx(100 * 16 / 17) and out['IoU@2s'] == 0.0
+    assert out['mIoU_avg'] == pytest.approx((100 + 2 * 100 * 16 / 17) / 3)
     for h in ('1s', '2s', '3s'):
-        assert out[f'copy_last/mIoU@{h}'] == pytest.approx(50.0)
+        assert out[f'copy_last/mIoU@{h}'] == pytest.approx(100 * (0.5 + 16) / 17)
         assert out[f'copy_last/IoU@{h}'] == pytest.approx(50.0)
+    report = metric.last_report  # every frame, not only the averaged ones
+    assert report['num_windows'] == 1 and report['frames'][0] == '0.5s'
+    assert report['iou_per_frame'] == pytest.approx([0, 100, 0, 0, 0, 0])
+    assert report['class_iou_per_frame']['car'] == pytest.approx([0, 100, 0, 0, 0, 0])
+    assert report['baselines']['copy_last']['iou_per_frame'] == pytest.approx([50.0] * 6)
     assert out['copy_last/IoU_avg'] == pytest.approx(50.0)
     assert len(out) == 2 * 8
-    table = metric.format_tables(out, ['model', 'copy_last'])
-    assert '| model ' in table and '| copy_last ' in table and 'mIoU@3s' in table
+    from occwm.evaluation.report import format_markdown, format_text
+    table = format_text(report)
+    assert '| model ' in table and '| copy_last ' in table and 'avg(1s,2s,3s)' in table
+    assert '| car ' in table and '## Per-class IoU (%): copy_last' in format_markdown(report)
 
 
 def test_metric_absent_class_option_and_mask_and_prefix():
     gt, pred = grid(4, 4, F, 11, shape=(1, 2, 2, 1)), grid(4, F, 4, 11, shape=(1, 2, 2, 1))
     for absent, expected in ((None, (1 / 3 + 1) / 2), (1.0, (1 / 3 + 1 + 15) / 17)):
-        metric = OccMetric(report_frames=(1,), frame_names=('recon',), absent_class_iou=absent,
+        metric = OccMetric(avg_frames=(1,), frame_names=('recon',), absent_class_iou=absent,
                            prefix='occ')
         metric.process(None, [sample(pred, gt)])
         assert metric.evaluate(1)['occ/mIoU@recon'] == pytest.approx(100 * expected)
     # masking out the two wrong voxels leaves a perfect prediction
     mask = torch.tensor([[True, False], [False, True]]).reshape(1, 2, 2, 1)
-    metric = OccMetric(report_frames=(1,), frame_names=('recon',))
+    metric = OccMetric(avg_frames=(1,), frame_names=('recon',))
     metric.process(None, [sample(pred, gt, mask=mask)])
     out = metric.evaluate(1)
     assert out['mIoU@recon'] == pytest.approx(100.0) and out['IoU@recon'] == pytest.approx(100.0)
@@ -164,6 +174,14 @@ def test_metric_rejects_too_few_frames():
     metric = OccMetric()
     with pytest.raises(ValueError, match='future frames'):
         metric.process(None, [sample(grid(4)[None], grid(4)[None])])
+
+
+def test_counts_pack_into_a_summable_vector():
+    a = confusion_counts(PRED_2x2, GT_2x2)
+    v = a.to_array()
+    assert v.shape == (3 * 17 + 3,) and v.dtype == np.int64
+    b = OccCounts.from_array(v + v)
+    assert b.tp[4] == 2 and b.fn[4] == 2 and (b.geo_tp, b.geo_fp, b.geo_fn) == (4, 2, 2)
 
 
 def test_counts_add():

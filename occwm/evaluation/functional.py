@@ -1,8 +1,9 @@
 """Occupancy forecasting metrics as pure functions (numpy / torch).
 
-The protocol is OccWorld's (Zheng et al., "OccWorld: Learning a 3D Occupancy World
-Model for Autonomous Driving", ECCV 2024, ``utils/metric_util.py``,
-``multi_step_MeanIou``):
+The counting is that of OccWorld (Zheng et al., "OccWorld: Learning a 3D Occupancy
+World Model for Autonomous Driving", ECCV 2024, ``utils/metric_util.py``,
+``multi_step_MeanIou``), DOME and I²-World alike; the protocols differ only in the
+windows and the rule for absent classes (``occwm.evaluation.protocols``):
 
 * **mIoU**: per-class IoU over the semantic classes ``0..16`` (``others`` included,
   ``free`` = 17 excluded), averaged over classes. A voxel whose ground truth is free
@@ -13,7 +14,8 @@ Model for Autonomous Driving", ECCV 2024, ``utils/metric_util.py``,
 
 Everything here works on counts: ``confusion_counts`` turns one pair of grids into
 ``OccCounts``; ``OccCounts`` add up; ``iou_from_counts`` / ``class_ious`` / ``miou``
-turn summed counts into scores in ``[0, 1]``.
+turn summed counts into scores in ``[0, 1]``. ``OccCounts.to_array`` packs counts
+into one small summable ``int64`` vector (what ``OccMetric`` collects across ranks).
 """
 from __future__ import annotations
 
@@ -57,6 +59,22 @@ class OccCounts:
                          self.geo_tp + other.geo_tp, self.geo_fp + other.geo_fp,
                          self.geo_fn + other.geo_fn)
 
+    def to_array(self) -> np.ndarray:
+        """``(3 * C + 3,) int64``: ``tp, fp, fn`` then ``geo_tp, geo_fp, geo_fn``;
+        arrays of counts add up elementwise like the counts."""
+        geo = np.array([self.geo_tp, self.geo_fp, self.geo_fn], np.int64)
+        return np.concatenate([self.tp, self.fp, self.fn, geo]).astype(np.int64)
+
+    @classmethod
+    def from_array(cls, a: np.ndarray) -> 'OccCounts':
+        """Inverse of :meth:`to_array` (``a``: ``(3 * C + 3,)`` integers)."""
+        a = np.asarray(a, dtype=np.int64)
+        if a.ndim != 1 or (a.size - 3) % 3 or a.size < 6:
+            raise ValueError(f'expected a (3 * C + 3,) count vector, got shape {a.shape}')
+        c = (a.size - 3) // 3
+        return cls(a[:c].copy(), a[c:2 * c].copy(), a[2 * c:3 * c].copy(),
+                   int(a[-3]), int(a[-2]), int(a[-1]))
+
     @property
     def gt_count(self) -> np.ndarray:
         """``(C,) int64`` ground-truth voxels per class (``tp + fn``)."""
@@ -66,12 +84,21 @@ class OccCounts:
         """``(C,) float64`` per-class IoU in ``[0, 1]``; see :func:`class_ious`."""
         return class_ious(self.tp, self.fp, self.fn, absent_class_iou)
 
-    def miou(self, absent_class_iou: Optional[float] = None) -> float:
+    def miou(self, absent_class_iou: Optional[float] = None, drop_zero_iou: bool = False) -> float:
         """Mean IoU over semantic classes in ``[0, 1]``; see :func:`miou`."""
-        return miou(self.tp, self.fp, self.fn, absent_class_iou)
+        return miou(self.tp, self.fp, self.fn, absent_class_iou, drop_zero_iou)
 
-    def iou(self) -> float:
-        """Occupied-vs-free geometry IoU in ``[0, 1]`` (NaN when both are empty)."""
+    def iou(self, absent_iou: Optional[float] = None) -> float:
+        """Occupied-vs-free geometry IoU in ``[0, 1]``.
+
+        Args:
+            absent_iou: the score when the ground truth has no occupied voxel: ``None``
+                -> NaN when nothing is predicted occupied either (I²-World's 2x2
+                confusion), ``1.0`` -> 1 whatever was predicted (OccWorld's
+                ``multi_step_MeanIou`` with ``class_indices=[1]`` on binarised labels).
+        """
+        if absent_iou is not None and self.geo_tp + self.geo_fn == 0:
+            return float(absent_iou)
         return float(iou_from_counts(self.geo_tp, self.geo_fp, self.geo_fn))
 
 
@@ -171,12 +198,22 @@ def class_ious(tp, fp, fn, absent_class_iou: Optional[float] = None) -> np.ndarr
     return ious
 
 
-def miou(tp, fp, fn, absent_class_iou: Optional[float] = None) -> float:
+def miou(tp, fp, fn, absent_class_iou: Optional[float] = None,
+         drop_zero_iou: bool = False) -> float:
     """Mean of :func:`class_ious` over the classes that are not NaN, in ``[0, 1]``.
 
     Pass only the semantic classes (0..16 for Occ3D, free excluded). Returns NaN when
-    no class is left (``absent_class_iou=None`` and an all-free ground truth).
+    no class is left (e.g. ``absent_class_iou=None`` and an all-free ground truth).
+
+    Args:
+        absent_class_iou: see :func:`class_ious` (OccWorld / DOME: ``1.0``).
+        drop_zero_iou: also leave out every class whose IoU is 0 (I²-World,
+            ``mmdet3d/datasets/occ_metrics.py``: ``mIoU[mIoU == 0] = None`` then
+            ``nanmean``; with ``absent_class_iou=None`` a class absent from the ground
+            truth is dropped whether predicted (IoU 0) or not (0 / 0)).
     """
     ious = class_ious(tp, fp, fn, absent_class_iou)
+    if drop_zero_iou:
+        ious[ious == 0] = np.nan
     valid = ~np.isnan(ious)
     return float(ious[valid].mean()) if valid.any() else float('nan')

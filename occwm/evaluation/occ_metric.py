@@ -1,10 +1,12 @@
-"""``OccMetric``: OccWorld's IoU / mIoU per future horizon as an mmengine metric.
+"""``OccMetric``: IoU / mIoU per future frame under a published protocol, as an
+mmengine metric, for the model and the baselines.
 
-``process`` turns each window into counts per reported future frame (no grids are
-kept); ``compute_metrics`` sums the counts over the whole set, per future frame, as
-OccWorld does (Zheng et al., ECCV 2024, ``utils/metric_util.py``), and prints one row
-per method (the model, then each baseline such as ``copy_last``) and the model's
-per-class IoU. The pure math lives in :mod:`occwm.evaluation.functional`.
+``process`` turns each window into small summable counts (one ``int64`` vector per
+method and future frame; no grids are kept), which mmengine's ``BaseMetric.collect``
+gathers across ranks; ``compute_metrics`` sums them over the whole set per future
+frame, as OccWorld, DOME and I²-World all do, and scores them with the protocol's
+absent-class rule (``occwm.evaluation.protocols``). The pure math lives in
+:mod:`occwm.evaluation.functional`, the tables in :mod:`occwm.evaluation.report`.
 """
 from __future__ import annotations
 
@@ -16,142 +18,172 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from occwm.evaluation import report as rep
 from occwm.evaluation.functional import OccCounts, confusion_counts
+from occwm.evaluation.protocols import DEFAULT_PROTOCOL, check_mask, frame_name, get_protocol
 from occwm.grid import OCC3D_CLASS_NAMES
 from occwm.registry import METRICS
 
-MODEL_ROW = 'model'
+MODEL_ROW = rep.MODEL_ROW
+FROM_PROTOCOL = 'protocol'
 
 
 @METRICS.register_module()
 class OccMetric(BaseMetric):
-    """IoU and mIoU (percent) at chosen future frames, for the model and baselines.
+    """IoU and mIoU (percent) of every future frame, for the model and baselines.
 
     ``data_samples`` given to :meth:`process` is a list, one dict per window:
 
     - ``pred_occ``: ``(T_f, X, Y, Z) uint8`` forecast labels (tensor or array).
     - ``gt_occ``: ``(T_f, X, Y, Z) uint8`` ground truth.
-    - ``baselines`` (optional): ``{name: (T_f, X, Y, Z) uint8}``, e.g. ``copy_last``.
-    - ``mask`` (optional): ``(T_f, X, Y, Z) bool``; only true voxels count.
+    - ``baselines`` (optional): ``{name: (T_f, X, Y, Z) uint8}`` (``copy_last``, ``warp``).
+    - ``pred_present`` / ``gt_present`` (with ``present_frame``): ``(X, Y, Z) uint8``
+      the model's reconstruction of the present frame and its ground truth.
+    - ``mask`` (optional): ``(T_f, X, Y, Z) bool``, only true voxels count; overrides ``mask=``.
+
+    With ``mask='camera'`` / ``'lidar'`` the masks are ``mask_camera`` / ``mask_lidar``
+    of the sample, else of ``data_batch['data_samples'][i]`` (``(T, X, Y, Z)`` of the
+    whole window, as ``PackOccInputs`` gives with ``LoadOccWindow(with_masks=True)``);
+    the last ``T_f`` frames are the future ones, the one before them the present.
 
     Args:
-        report_frames: 1-based future frame indices to report. At 2 Hz, frames
-            ``(2, 4, 6)`` are 1 s, 2 s, 3 s (OccWorld). For a tokenizer use ``(1,)``.
-        frame_names: one name per reported frame, used in keys (``mIoU@1s``).
+        protocol: ``'occworld'`` (default), ``'dome'`` or ``'i2world'``: the defaults of
+            the arguments below (``occwm.evaluation.protocols.PROTOCOLS``).
+        mask: ``None`` / ``'none'``, ``'camera'`` or ``'lidar'``.
+        avg_frames: 1-based future frames averaged into ``*_avg`` (protocols:
+            ``(2, 4, 6)`` = 1 s, 2 s, 3 s at 2 Hz; a tokenizer: ``(1,)``).
+        frame_names: one name per future frame (default ``'0.5s'``, ``'1s'``, ...).
+        absent_class_iou: IoU of a class with no ground-truth voxel in the whole set at
+            that frame: ``1.0`` (OccWorld, DOME) or ``None`` (left out of the mean).
+        drop_zero_iou: leave classes with IoU 0 out of the mean (I²-World).
+        present_frame: also score ``pred_present`` ("0 s", I²-World).
         class_names: names of labels ``0..num_classes-1``, free last (Occ3D default).
-        absent_class_iou: score of a class with no ground-truth voxel in the whole set
-            at that frame: ``None`` leaves it out of the mean, ``1.0`` is OccWorld.
-        collect_device, prefix: see ``mmengine.evaluator.BaseMetric``. ``prefix='occ'``
-            turns ``mIoU@1s`` into ``occ/mIoU@1s``. The stored results are small
-            ``OccCounts`` (one list per window), so collection across ranks is cheap.
+        collect_device, prefix: see ``mmengine.evaluator.BaseMetric``.
 
-    ``compute_metrics`` returns ``{'mIoU@1s', 'IoU@1s', ..., 'mIoU_avg', 'IoU_avg'}``
-    for the model and ``'{baseline}/mIoU@1s'`` etc. for each baseline; the averages are
-    over the reported frames.
+    ``compute_metrics`` returns mmengine's flat metrics (``report.flat_metrics``:
+    ``mIoU@1s``, ``IoU@1s``, ..., ``mIoU_avg``, ``IoU_avg``, baselines as
+    ``copy_last/mIoU@1s``); the full report (every frame, per class, every method) is
+    kept in ``self.last_report`` (``occwm.evaluation.report`` gives its schema).
+
+    Raises:
+        ValueError: unknown protocol or mask; shapes that do not match; a missing mask
+            or present frame that the options need.
     """
 
     default_prefix: Optional[str] = ''  # no prefix: keys are 'mIoU@1s' unless prefix= is given
 
     def __init__(self,
-                 report_frames: Sequence[int] = (2, 4, 6),
-                 frame_names: Sequence[str] = ('1s', '2s', '3s'),
+                 protocol: str = DEFAULT_PROTOCOL,
+                 mask: Optional[str] = None,
+                 avg_frames: Optional[Sequence[int]] = None,
+                 frame_names: Optional[Sequence[str]] = None,
+                 absent_class_iou=FROM_PROTOCOL,
+                 drop_zero_iou: Optional[bool] = None,
+                 present_frame: Optional[bool] = None,
                  class_names: Sequence[str] = OCC3D_CLASS_NAMES,
-                 absent_class_iou: Optional[float] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if len(report_frames) != len(frame_names):
-            raise ValueError(f'{len(report_frames)} report_frames but '
-                             f'{len(frame_names)} frame_names')
-        if any(int(f) < 1 for f in report_frames):
-            raise ValueError(f'report_frames are 1-based future frame indices, got {report_frames}')
-        self.report_frames = tuple(int(f) for f in report_frames)
-        self.frame_names = tuple(frame_names)
+        preset = get_protocol(protocol)
+        self.protocol = protocol
+        self.mask = check_mask(mask)
+        self.avg_frames = tuple(int(f) for f in (avg_frames or preset['avg_frames']))
+        if any(f < 1 for f in self.avg_frames):
+            raise ValueError(f'avg_frames are 1-based future frame indices, got {self.avg_frames}')
+        self.frame_names = tuple(frame_names) if frame_names is not None else None
+        self.absent_class_iou = (preset['absent_class_iou'] if absent_class_iou == FROM_PROTOCOL
+                                 else absent_class_iou)
+        self.drop_zero_iou = preset['drop_zero_iou'] if drop_zero_iou is None else drop_zero_iou
+        self.present_frame = preset['present_frame'] if present_frame is None else present_frame
         self.class_names = tuple(class_names)
         self.num_classes = len(self.class_names)
         self.free_label = self.num_classes - 1
-        self.absent_class_iou = absent_class_iou
+        self.last_report: Optional[dict] = None
+
+    def _counts(self, pred, gt, mask) -> np.ndarray:
+        return confusion_counts(pred, gt, self.num_classes, self.free_label, mask).to_array()
+
+    def _masks(self, sample: dict, meta: Optional[dict], num_future: int):
+        """``(future masks (T_f, ...) or None, present mask or None)``."""
+        if sample.get('mask') is not None:
+            return _as_tensor(sample['mask']), None
+        if self.mask is None:
+            return None, None
+        key = f'mask_{self.mask}'
+        m = sample.get(key)
+        if m is None and meta is not None:
+            m = meta.get(key)
+        if m is None:
+            raise ValueError(f"mask='{self.mask}' but the window has no {key}: load the masks "
+                             f'(LoadOccWindow(with_masks=True); tools/test.py --mask does it)')
+        m = _as_tensor(m).bool()
+        if m.shape[0] < num_future + (1 if self.present_frame else 0):
+            raise ValueError(f'{key} has {m.shape[0]} frames, fewer than the {num_future} future '
+                             f'frames (plus the present)')
+        return m[-num_future:], (m[-num_future - 1] if m.shape[0] > num_future else None)
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Append, per window, ``{method: [OccCounts per reported frame]}``."""
-        for sample in data_samples:
+        """Append, per window, ``{'future': {method: (T_f, 3C + 3) int64},
+        'present': {method: (3C + 3,) int64}}`` (``OccCounts.to_array``)."""
+        metas = (data_batch or {}).get('data_samples') if isinstance(data_batch, dict) else None
+        for i, sample in enumerate(data_samples):
             gt = _as_tensor(sample['gt_occ'])  # (T_f, X, Y, Z)
-            mask = sample.get('mask')
-            mask = None if mask is None else _as_tensor(mask)
+            T_f = gt.shape[0]
+            if T_f < max(self.avg_frames):
+                raise ValueError(f'{T_f} future frames, but avg_frames {self.avg_frames} '
+                                 f'needs {max(self.avg_frames)}')
+            meta = metas[i] if metas is not None and i < len(metas) else None
+            masks, present_mask = self._masks(sample, meta, T_f)
             methods = OrderedDict([(MODEL_ROW, sample['pred_occ'])])
-            for name, occ in (sample.get('baselines') or {}).items():
-                methods[name] = occ
-            result = OrderedDict()
+            methods.update(sample.get('baselines') or {})
+            future = OrderedDict()
             for name, occ in methods.items():
                 occ = _as_tensor(occ)
                 if occ.shape != gt.shape:
-                    raise ValueError(f'{name}: shape {tuple(occ.shape)} != '
-                                     f'gt_occ {tuple(gt.shape)}')
-                if gt.shape[0] < max(self.report_frames):
-                    raise ValueError(f'{gt.shape[0]} future frames, but report_frames '
-                                     f'{self.report_frames} needs {max(self.report_frames)}')
-                result[name] = [
-                    confusion_counts(occ[f - 1], gt[f - 1], self.num_classes, self.free_label,
-                                     None if mask is None else mask[f - 1])
-                    for f in self.report_frames]
+                    raise ValueError(f'{name}: shape {tuple(occ.shape)} != gt_occ {tuple(gt.shape)}')
+                future[name] = np.stack([self._counts(occ[f], gt[f], None if masks is None
+                                                      else masks[f]) for f in range(T_f)])
+            result = dict(future=future)
+            if self.present_frame:
+                if sample.get('pred_present') is None or sample.get('gt_present') is None:
+                    raise ValueError('present_frame=True (I²-World 0 s) but the sample has no '
+                                     'pred_present / gt_present (OccForecaster(decode_present=True))')
+                gt0 = _as_tensor(sample['gt_present'])
+                # the baselines reproduce the present frame exactly
+                result['present'] = OrderedDict(
+                    (name, self._counts(_as_tensor(sample['pred_present']) if name == MODEL_ROW
+                                        else gt0, gt0, present_mask)) for name in methods)
             self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Sum counts over all windows per frame, then score (percent)."""
-        num_sem = self.num_classes - 1
-        totals: Dict[str, List[OccCounts]] = OrderedDict()
-        for result in results:
-            for name, per_frame in result.items():
-                acc = totals.setdefault(name, [OccCounts.zeros(num_sem) for _ in per_frame])
-                totals[name] = [a + c for a, c in zip(acc, per_frame)]
-
-        metrics: Dict[str, float] = OrderedDict()
-        for name, per_frame in totals.items():
-            key = '' if name == MODEL_ROW else f'{name}/'
-            mious = [100.0 * c.miou(self.absent_class_iou) for c in per_frame]
-            ious = [100.0 * c.iou() for c in per_frame]
-            for fname, m, i in zip(self.frame_names, mious, ious):
-                metrics[f'{key}mIoU@{fname}'] = m
-                metrics[f'{key}IoU@{fname}'] = i
-            metrics[f'{key}mIoU_avg'] = float(np.mean(mious))
-            metrics[f'{key}IoU_avg'] = float(np.mean(ious))
-        if totals:
-            print_log('\n' + self.format_tables(metrics, list(totals), totals.get(MODEL_ROW)),
-                      logger='current')
-        return dict(metrics)
-
-    def format_tables(self, metrics: Dict[str, float], methods: Sequence[str],
-                      model_counts: Optional[List[OccCounts]] = None) -> str:
-        """Plain-text tables: one row per method (IoU / mIoU per horizon and average),
-        then the model's per-class IoU per horizon."""
-        cols = [f'{m}@{f}' for f in self.frame_names for m in ('IoU', 'mIoU')]
-        cols += ['IoU_avg', 'mIoU_avg']
-        rows = []
-        for name in methods:
-            key = '' if name == MODEL_ROW else f'{name}/'
-            rows.append([name] + [f'{metrics[key + c]:.2f}' for c in cols])
-        text = _table(['method'] + cols, rows)
-        if model_counts:
-            per_class = [c.class_ious(self.absent_class_iou) for c in model_counts]  # F x (C,)
-            rows = [[self.class_names[k]] + [_pct(ious[k]) for ious in per_class]
-                    for k in range(self.num_classes - 1)]
-            text += '\n' + _table(['class IoU (model)'] + list(self.frame_names), rows)
-        return text
+        """Sum counts over all windows per frame, score them, print the tables; returns
+        the flat metrics and keeps the full report in ``self.last_report``."""
+        if not results:
+            raise ValueError('no window was evaluated (is the test set empty under this '
+                             'protocol? occworld needs scenes of 12 frames, dome 10, i2world 11)')
+        future: Dict[str, np.ndarray] = OrderedDict()
+        present: Dict[str, np.ndarray] = OrderedDict()
+        for r in results:
+            for name, c in r['future'].items():
+                if name in future and future[name].shape != c.shape:
+                    raise ValueError(f'windows with different numbers of future frames: '
+                                     f'{future[name].shape[0]} and {c.shape[0]}')
+                future[name] = future[name] + c if name in future else c.copy()
+            for name, c in r.get('present', {}).items():
+                present[name] = present[name] + c if name in present else c.copy()
+        T_f = next(iter(future.values())).shape[0]
+        frames = self.frame_names or tuple(frame_name(k) for k in range(1, T_f + 1))
+        report = rep.build_report(
+            totals=OrderedDict((n, [OccCounts.from_array(v) for v in c]) for n, c in future.items()),
+            num_windows=len(results), protocol=self.protocol, mask=self.mask, frames=frames,
+            avg_frames=self.avg_frames, class_names=self.class_names[:-1],
+            absent_class_iou=self.absent_class_iou, drop_zero_iou=self.drop_zero_iou,
+            present=(OrderedDict((n, OccCounts.from_array(c)) for n, c in present.items())
+                     if present else None))
+        self.last_report = report
+        print_log('\n' + rep.format_text(report), logger='current')
+        return dict(rep.flat_metrics(report))
 
 
 def _as_tensor(x) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-
-
-def _pct(v: float) -> str:
-    return '-' if np.isnan(v) else f'{100.0 * v:.2f}'
-
-
-def _table(header: List[str], rows: List[List[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-
-    def fmt(r):
-        return '| ' + ' | '.join(str(v).rjust(w) if i else str(v).ljust(w)
-                                 for i, (v, w) in enumerate(zip(r, widths))) + ' |'
-    return '\n'.join([line, fmt(header), line] + [fmt(r) for r in rows] + [line])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import zlib
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -101,6 +102,8 @@ class OccForecaster(BaseModel):
             from the ego-motion-compensated present and learns the change (moving
             agents, newly seen space) rather than the whole scene.
         prior_noise: ``sigma`` of the Gaussian added to the warped source.
+        decode_present: in ``mode='predict'``, also return the tokenizer's
+            reconstruction of the present frame (``pred_present``; I²-World's "0 s").
         data_preprocessor: mmengine data preprocessor config (default: move to device).
     """
 
@@ -110,7 +113,8 @@ class OccForecaster(BaseModel):
                  time_dist: str = 'logit_normal', sampler: Optional[dict] = None,
                  predict_seed: int = 0, warp_context: bool = True,
                  xy_range: Optional[Sequence[float]] = None, prior: str = 'warp',
-                 prior_noise: float = 0.5, data_preprocessor: Optional[dict] = None):
+                 prior_noise: float = 0.5, decode_present: bool = False,
+                 data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
         if tokenizer_ckpt is not None:
@@ -149,6 +153,7 @@ class OccForecaster(BaseModel):
         self.sampler = dict(steps=4, method='heun', cfg_scale=1.0)
         self.sampler.update(sampler or {})
         self.predict_seed = predict_seed
+        self.decode_present = decode_present
 
     def train(self, mode: bool = True) -> 'OccForecaster':
         """Set the DiT's mode; the frozen tokenizer always stays in eval mode."""
@@ -245,7 +250,9 @@ class OccForecaster(BaseModel):
             traj: ``(B, T, 3) float32`` ego pose of all ``T = T_p + T_f`` frames
                 (x m, y m, yaw rad) in the present ego frame.
             steps, cfg_scale, method: override the ``sampler`` defaults.
-            generator: a ``torch.Generator`` (any device) for the initial noise.
+            generator: a ``torch.Generator`` (any device) for the initial noise, or a
+                list of ``B``, one per window (a window's noise then does not depend on
+                the others in the batch).
 
         Returns:
             ``(B, T_f, X, Y, Z) uint8`` forecast labels on ``past_occ``'s device.
@@ -259,9 +266,7 @@ class OccForecaster(BaseModel):
         context = self.encode(past_occ)  # (B, T_p, C, H, W)
         B, _, C, H, W = context.shape
         device = context.device
-        noise_device = generator.device if generator is not None else device
-        noise = torch.randn((B, Tf, C, H, W), generator=generator,
-                            device=noise_device).to(device)  # (B, T_f, C, H, W)
+        noise = _noise((B, Tf, C, H, W), generator, device)  # (B, T_f, C, H, W)
         traj = traj.float().to(device)
         x0 = self.source(context[:, -1], traj[:, P:], noise)  # (B, T_f, C, H, W)
         # Per trajectory-keep pattern, once: the context's keys / values and the future
@@ -288,33 +293,154 @@ class OccForecaster(BaseModel):
                    cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
         return self.decode(z)  # (B, T_f, X, Y, Z)
 
+    @torch.no_grad()
+    def rollout(self, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,
+                **kwargs) -> torch.Tensor:
+        """Forecast ``num_future`` frames, more than ``self.num_future`` by
+        autoregressive extension: each further step forecasts ``self.num_future``
+        frames from the last ``num_past`` frames (forecast ones included) under the
+        trajectory re-expressed in the ego frame of the last of them; the last step is
+        shifted back so that it ends at frame ``num_future`` and only its new frames are
+        kept. Nothing is re-learnt: it is the simplest correct extension (decode, then
+        re-encode the forecast frames).
+
+        Args:
+            past_occ: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
+            traj: ``(B, T_p + num_future, 3)`` ego poses (x m, y m, yaw rad) in the
+                present ego frame.
+            num_future: frames to forecast (any ``>= 1``).
+            **kwargs: ``steps``, ``cfg_scale``, ``method``, ``generator`` of :meth:`forecast`.
+
+        Returns:
+            ``(B, num_future, X, Y, Z) uint8``.
+        """
+        P, Tf = self.num_past, self.num_future
+        if traj.shape[1] != P + num_future:
+            raise ValueError(f'traj has {traj.shape[1]} frames, want num_past + num_future = '
+                             f'{P + num_future}')
+        if num_future <= Tf:
+            pad = Tf - num_future  # the trajectory past the asked horizon is not known:
+            traj_full = torch.cat([traj, traj[:, -1:].expand(-1, pad, -1)], 1)  # hold the last pose
+            return self.forecast(past_occ, traj_full, **kwargs)[:, :num_future]
+        frames = list(past_occ.unbind(1))  # T_p x (B, X, Y, Z); grows with the forecast
+        done = 0
+        while done < num_future:
+            start = min(done, num_future - Tf)  # future frames before this step's present
+            p = P - 1 + start  # this step's present, index into traj / frames
+            ctx = torch.stack(frames[p - P + 1:p + 1], 1)  # (B, T_p, X, Y, Z)
+            new = self.forecast(ctx, relative_traj(traj[:, p - P + 1:p + Tf + 1], P - 1),
+                                **kwargs)  # (B, T_f, X, Y, Z)
+            frames += list(new[:, done - start:].unbind(1))
+            done = start + Tf
+        return torch.stack(frames[P:], 1)  # (B, num_future, X, Y, Z)
+
     def forward(self, inputs: Dict[str, Union[torch.Tensor, List[torch.Tensor]]],
                 data_samples: Optional[list] = None, mode: str = 'tensor'):
         """mmengine entry point.
 
         Args:
             inputs: ``{'occ': (B, T, X, Y, Z) uint8, 'traj': (B, T, 3) float32}`` (or lists
-                of per-sample tensors), ``T = num_past + num_future``.
+                of per-sample tensors), ``T = num_past + num_future`` in training.
+            data_samples: per-window meta (``PackOccInputs``). In ``'predict'`` mode its
+                ``num_past`` splits the window, so an evaluation protocol may give
+                another context or horizon than training: fewer past frames are padded
+                by repeating the oldest one (DOME: 4), more are cut to the last
+                ``num_past``; a longer horizon is rolled out (:meth:`rollout`). The noise
+                of each window is seeded by ``predict_seed`` and its present token, so a
+                window gets the same forecast in any batch or on any rank.
             mode: ``'loss'`` -> ``{'loss_flow'}``; ``'predict'`` -> a list of ``B`` dicts
-                ``{'pred_occ', 'gt_occ', 'baselines': {'copy_last'}}``, each
-                ``(T_f, X, Y, Z) uint8`` on the CPU; ``'tensor'`` -> ``(B, T_f, X, Y, Z)``
-                forecast.
+                ``{'pred_occ', 'gt_occ', 'baselines': {'copy_last', 'warp'}}``, each
+                ``(T_f, X, Y, Z) uint8`` on the CPU (``occwm.evaluation.baselines``), plus
+                ``pred_present`` / ``gt_present`` ``(X, Y, Z)`` with ``decode_present``;
+                ``'tensor'`` -> ``(B, T_f, X, Y, Z)`` forecast.
         """
         occ, traj = inputs['occ'], inputs['traj']
         occ = torch.stack(list(occ)) if isinstance(occ, (list, tuple)) else occ  # (B, T, X, Y, Z)
         traj = torch.stack(list(traj)) if isinstance(traj, (list, tuple)) else traj  # (B, T, 3)
         if mode == 'loss':
             return self.loss(occ, traj)
-        P = self.num_past
-        generator = torch.Generator().manual_seed(self.predict_seed)
-        pred = self.forecast(occ[:, :P], traj, generator=generator)  # (B, T_f, X, Y, Z)
+        if mode not in ('predict', 'tensor'):
+            raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
+        metas = data_samples or [{}] * occ.shape[0]
+        P_data = int(metas[0].get('num_past', self.num_past))
+        past, past_traj = occ[:, :P_data], traj[:, :P_data]  # (B, P_data, ...)
+        if P_data < self.num_past:  # repeat the oldest frame (and its pose)
+            rep = self.num_past - P_data
+            past = torch.cat([past[:, :1].expand(-1, rep, -1, -1, -1), past], 1)  # (B, P, X, Y, Z)
+            past_traj = torch.cat([past_traj[:, :1].expand(-1, rep, -1), past_traj], 1)  # (B, P, 3)
+        past, past_traj = past[:, -self.num_past:], past_traj[:, -self.num_past:]
+        Tf = occ.shape[1] - P_data
+        generators = [torch.Generator(device=occ.device).manual_seed(
+            self.predict_seed + _window_seed(m)) for m in metas]
+        pred = self.rollout(past, torch.cat([past_traj, traj[:, P_data:]], 1), Tf,
+                            generator=generators)  # (B, T_f, X, Y, Z)
         if mode == 'tensor':
             return pred
-        if mode != 'predict':
-            raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
-        Tf = self.num_future
-        copy_last = occ[:, P - 1:P].expand(-1, Tf, -1, -1, -1)  # (B, T_f, X, Y, Z)
-        return [dict(pred_occ=pred[i].to(torch.uint8).cpu(),
-                     gt_occ=occ[i, P:].to(torch.uint8).cpu(),
-                     baselines=dict(copy_last=copy_last[i].to(torch.uint8).contiguous().cpu()))
-                for i in range(occ.shape[0])]
+        from occwm.evaluation.baselines import baseline_forecasts
+        grid = self.baseline_grid(tuple(occ.shape[2:]))
+        present = occ[:, P_data - 1]  # (B, X, Y, Z)
+        recon = self.decode(self.encode(present[:, None]))[:, 0] if self.decode_present else None
+        out = []
+        for i in range(occ.shape[0]):
+            base = baseline_forecasts(present[i], traj[i, P_data:], grid)
+            d = dict(pred_occ=pred[i].to(torch.uint8).cpu(),
+                     gt_occ=occ[i, P_data:].to(torch.uint8).cpu(),
+                     baselines={k: v.cpu() for k, v in base.items()})
+            if recon is not None:
+                d.update(pred_present=recon[i].to(torch.uint8).cpu(),
+                         gt_present=present[i].to(torch.uint8).cpu())
+            out.append(d)
+        return out
+
+
+    def baseline_grid(self, shape: Sequence[int]):
+        """The ``OccGrid`` of ``(X, Y, Z)`` occupancy for the warp baseline: the
+        tokenizer's ``grid`` when it has one of that shape, else square voxels over
+        ``xy_range`` (z is not needed: the warp is planar)."""
+        from occwm.grid import OccGrid
+        grid = getattr(self.tokenizer, 'grid', None)
+        if grid is not None and tuple(grid.shape) == tuple(shape):
+            return grid
+        x0, y0, x1, y1 = self.xy_range
+        vs = (x1 - x0) / shape[0]
+        if abs((y1 - y0) / shape[1] - vs) > 1e-6:
+            raise ValueError(f'xy_range {self.xy_range} over {tuple(shape[:2])} voxels: not square')
+        return OccGrid(point_cloud_range=(x0, y0, 0.0, x1, y1, vs * shape[2]), voxel_size=vs)
+
+
+def relative_traj(traj: torch.Tensor, ref: int) -> torch.Tensor:
+    """Planar poses re-expressed in the ego frame of pose ``ref``.
+
+    Args:
+        traj: ``(B, T, 3)`` poses (x m, y m, yaw rad) in some common frame.
+        ref: index of the new reference pose.
+
+    Returns:
+        ``(B, T, 3)`` poses in frame ``ref`` (its row is zeros); yaw wrapped to ``[-pi, pi)``.
+    """
+    d = traj - traj[:, ref:ref + 1]  # (B, T, 3)
+    c, s = torch.cos(traj[:, ref, 2])[:, None], torch.sin(traj[:, ref, 2])[:, None]  # (B, 1)
+    x = c * d[..., 0] + s * d[..., 1]  # R(-yaw_ref) (p - p_ref)
+    y = -s * d[..., 0] + c * d[..., 1]
+    yaw = torch.remainder(d[..., 2] + torch.pi, 2 * torch.pi) - torch.pi
+    return torch.stack([x, y, yaw], -1)  # (B, T, 3)
+
+
+def _window_seed(meta: dict) -> int:
+    """A stable integer per window: CRC32 of its present token (0 without meta)."""
+    tokens, P = meta.get('tokens'), meta.get('num_past')
+    if not tokens or P is None:
+        return 0
+    return zlib.crc32(str(tokens[int(P) - 1]).encode())
+
+
+def _noise(shape, generator, device) -> torch.Tensor:
+    """Standard Gaussian of ``shape`` on ``device`` from one generator, a list of one per
+    batch row, or none."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f'{len(generator)} generators for a batch of {shape[0]}')
+        return torch.stack([torch.randn(shape[1:], generator=g, device=g.device)
+                            for g in generator]).to(device)
+    noise_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=noise_device).to(device)
