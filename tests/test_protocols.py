@@ -195,3 +195,69 @@ def test_apply_protocol_sets_windows_metric_and_masks():
     assert ds.num_future == 12
     with pytest.raises(ValueError, match='unknown evaluation protocol'):
         apply_protocol(cfg, 'occ3d')
+
+
+# ----------------------------------------------------------------------------- the model under a protocol
+def test_relative_traj_by_hand():
+    from occwm.models.forecaster import relative_traj
+    # pose 1 at (1, 0) heading +y (left); pose 2 one metre further along +y
+    traj = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, math.pi / 2], [1.0, 1.0, math.pi / 2]]])
+    rel = relative_traj(traj, 1)[0]
+    # in frame 1, +x is global +y and +y is global -x: the origin is at (0, 1), pose 2 at (1, 0)
+    torch.testing.assert_close(rel, torch.tensor([[0.0, 1.0, -math.pi / 2], [0.0, 0.0, 0.0],
+                                                  [1.0, 0.0, 0.0]]), atol=1e-6, rtol=0)
+
+
+def fake_forecaster():
+    from tests.test_forecaster import build  # registers the fake tokenizer; P = TF = 3
+    torch.manual_seed(0)
+    return build().eval()
+
+
+def test_rollout_rolls_the_window_forward_with_forecast_frames():
+    model = fake_forecaster()
+    P, TF = model.num_past, model.num_future
+    calls = []
+
+    def stub(ctx, traj, **kwargs):  # frame ids in voxel (0, 0, 0); new ids 50, 51, ...
+        calls.append((ctx[0, :, 0, 0, 0].tolist(), traj[0].clone()))
+        out = torch.zeros(1, TF, *ctx.shape[2:], dtype=torch.uint8)
+        out[0, :, 0, 0, 0] = torch.arange(TF) + 50 + 10 * (len(calls) - 1)
+        return out
+    model.forecast = stub
+    past = torch.zeros(1, P, 16, 16, 2, dtype=torch.uint8)
+    past[0, :, 0, 0, 0] = torch.arange(P)  # ids 0, 1, 2 (2 = present)
+    traj = torch.zeros(1, P + 7, 3)
+    traj[0, :, 0] = torch.arange(P + 7) - (P - 1.0)  # 1 m per frame along x
+    out = model.rollout(past, traj, 7)
+    assert out.shape == (1, 7, 16, 16, 2)
+    # step 1: frames 1..3 from the past; step 2: 4..6 from frames 1..3; step 3 is shifted
+    # back to end at frame 7: context frames 2..4, of its frames 5..7 only 7 is kept
+    assert [c[0] for c in calls] == [[0, 1, 2], [50, 51, 52], [51, 52, 60]]
+    assert out[0, :, 0, 0, 0].tolist() == [50, 51, 52, 60, 61, 62, 72]
+    for _, t in calls:  # the trajectory in each step's present frame: -2, -1, 0, 1, 2, 3 m
+        torch.testing.assert_close(t[:, 0], torch.arange(P + TF) - (P - 1.0))
+    # within the trained horizon rollout is forecast
+    model = fake_forecaster()
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    torch.testing.assert_close(model.rollout(past, traj[:, :P + TF], TF, generator=g()),
+                               model.forecast(past, traj[:, :P + TF], generator=g()))
+
+
+def test_predict_follows_the_windows_num_past_and_horizon():
+    from tests.test_forecaster import toy_batch
+    model = fake_forecaster()
+    batch = toy_batch(2, torch.Generator().manual_seed(0))  # T = 6
+    metas = [dict(num_past=2, tokens=[f'w{i}-{k}' for k in range(6)]) for i in range(2)]
+    out = model(batch, metas, mode='predict')  # 2 past (padded to 3), 4 future (rolled out)
+    for i, res in enumerate(out):
+        assert res['pred_occ'].shape == (4, 16, 16, 2)
+        assert torch.equal(res['gt_occ'], batch['occ'][i, 2:])
+        assert torch.equal(res['baselines']['copy_last'][0], batch['occ'][i, 1])
+        assert res['baselines']['warp'].shape == (4, 16, 16, 2)
+    # each window's noise is seeded by its present token: alone == in a batch
+    alone = model({k: v[1:] for k, v in batch.items()}, metas[1:], mode='predict')
+    assert torch.equal(alone[0]['pred_occ'], out[1]['pred_occ'])
+    model.decode_present = True
+    res = model(batch, metas, mode='predict')[0]
+    assert res['pred_present'].shape == (16, 16, 2) and torch.equal(res['gt_present'], batch['occ'][0, 1])
