@@ -1,5 +1,6 @@
 """Occupancy from LiDAR (occwm.data.occ_builder, tools/build_occupancy.py): hand-made
 cases with known answers, then the real 11-frame nuScenes sequence."""
+import glob
 import os
 import pickle
 import sys
@@ -10,10 +11,12 @@ import pytest
 from occwm.data.layout import load_labels, load_scene_infos
 from occwm.data.occ_builder import (build_scene, build_sequence, default_scene_name,
                                     format_report, load_source, occupancy_report,
-                                    points_in_boxes, ray_cast_observed, static_iou,
-                                    voxelize_majority, warp_occupancy)
+                                    points_in_boxes, static_iou, voxelize_majority,
+                                    warp_occupancy)
+from occwm.data.visibility import CameraCalib, load_cam_calib
 from occwm.geometry import planar, se2_to_matrix
 from occwm.grid import DEFAULT_GRID as G
+from tests.conftest import shared_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIDAR_Z = 1.8  # tiny source: LiDAR 1.8 m above the ego origin, axes aligned with the ego
@@ -38,13 +41,6 @@ def test_points_in_boxes_rotated():
                     [10.0, 0.0, -1.2],    # below the bottom
                     [10.0, 0.0, 0.4]])    # inside, near the top
     assert points_in_boxes(pts, box).tolist() == [0, -1, -1, 0]
-
-
-def test_ray_cast_marks_traversed_voxels_only():
-    seen = ray_cast_observed(np.array([0.1, 0.1, 0.1]), np.array([[10.1, 0.1, 0.1]]), G)
-    assert seen[100:126, 100, 2].all()                 # 0.1 .. 10.1 m along x
-    assert not seen[126:, 100, 2].any() and not seen[:100].any()
-    assert seen.sum() == 26
 
 
 def _pose(token, ts, xy=(0.0, 0.0), yaw=0.0, translation=None):
@@ -99,8 +95,51 @@ def test_moving_box_points_are_carried(tmp_path):
     assert len(road1) and np.all((road1[:, 0] > 19.5) & (road1[:, 0] < 22.5))  # static: 25 - 4
     assert np.all(np.argwhere(occ[1]['semantics'] == 11)[:, 2] == 2)           # z = 0.05 m
     assert (occ[0]['semantics'] == 0).sum() == 0       # the near-sensor return was dropped
-    for o in occ:                                      # occupied voxels are observed
-        assert o['mask_lidar'][o['semantics'] != G.free_label].all()
+    # frame 0 saw everything it holds; frame 1's only return was dropped: its car (carried
+    # from frame 0's scan) is occupied but crossed by no ray ending there, Occ3D-style
+    assert occ[0]['mask_lidar'][occ[0]['semantics'] != G.free_label].all()
+    car1 = occ[1]['semantics'] == 4
+    assert not occ[1]['mask_lidar'][car1].all()
+    assert occ[1]['mask_lidar'][occ[1]['semantics'] == 11].all()   # road: scan 0's hits
+    for o in occ:                                      # no cameras: mask_camera all ones
+        assert o['mask_camera'].dtype == np.uint8 and o['mask_camera'].all()
+
+
+def test_ray_cast_modes(tmp_path):
+    frames = load_source(_tiny_source(tmp_path / 'tiny'))
+    own, every, none = (build_sequence(frames, G, ray_cast=m, progress=False)
+                        for m in ('own', 'all', 'none'))
+    assert not own[1]['mask_lidar'].any()              # frame 1's own scan: nothing valid
+    # 'all': frame 0's road rays start at its origin, 4 m behind frame 1's ego at z 1.8 m,
+    # and pass x = -3 m at z 1.73 m (z index 6), y within 0.04 m of 0 (y index 99 or 100)
+    assert every[1]['mask_lidar'][92, 99:101, 6].any()
+    assert not every[1]['mask_lidar'][:89].any()       # nothing behind that origin
+    assert (every[1]['mask_lidar'] >= own[1]['mask_lidar']).all()
+    np.testing.assert_array_equal(every[0]['mask_lidar'], own[0]['mask_lidar'])  # own scan
+    for o in none:                                     # 'none': the occupied voxels
+        np.testing.assert_array_equal(o['mask_lidar'], o['semantics'] != G.free_label)
+    assert build_sequence(frames, G, ray_cast=False, progress=False)[1]['mask_lidar'].sum() \
+        == none[1]['mask_lidar'].sum()
+    with pytest.raises(ValueError, match='ray_cast'):
+        build_sequence(frames, G, ray_cast='some', progress=False)
+
+
+def test_mask_camera_from_cameras(tmp_path):
+    """A camera 2 m up at the ego origin looking forward (90 degree frustum): frame 0's
+    car at x 8.5..11.5 m occludes the road patch at x 24..26 m behind it."""
+    T = np.eye(4)
+    T[:3, :3] = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)   # cam z -> ego x
+    T[:3, 3] = [0.0, 0.0, 2.0]
+    cam = CameraCalib('CAM_FRONT', T, np.array([[100.0, 0, 100], [0, 100.0, 100], [0, 0, 1]]),
+                      (200, 200))
+    occ = build_sequence(load_source(_tiny_source(tmp_path / 'tiny')), G, cams=[cam],
+                         cam_stride=2, progress=False)
+    cam0, lid0, sem0 = occ[0]['mask_camera'], occ[0]['mask_lidar'], occ[0]['semantics']
+    assert (cam0 <= lid0).all()                        # camera mask within mask_lidar
+    assert cam0[sem0 == 4].any()                       # the car's front is seen
+    assert not cam0[:100].any()                        # nothing behind the camera
+    assert not cam0[sem0 == 11].any()                  # the road patch behind the car
+    assert cam0[112, 100, 5] == lid0[112, 100, 5] == 1  # free, 5 m ahead at z 1.0..1.4 m
 
 
 def test_tiny_scene_written(tmp_path):
@@ -168,10 +207,11 @@ _BUILT = {}
 
 @pytest.fixture
 def built(seq11_dir, tmp_path_factory):
-    """The real sequence built once per test session (about 2 s)."""
+    """The real sequence built once per test session with each frame's own rays (about
+    3 s; all 11 sweeps per frame take about 1 s a frame more, see test_seq11_all_sweeps)."""
     if seq11_dir not in _BUILT:
         out = tmp_path_factory.mktemp('occ_seq11')
-        _BUILT[seq11_dir] = build_scene(seq11_dir, str(out), progress=False)
+        _BUILT[seq11_dir] = build_scene(seq11_dir, str(out), ray_cast='own', progress=False)
     return _BUILT[seq11_dir]
 
 
@@ -191,9 +231,9 @@ def test_seq11_files_and_infos(built):
     root = os.path.dirname(built['info_path'])
     for info, path in zip(infos, built['label_paths']):
         assert path == os.path.join(root, info['occ_path'], 'labels.npz')
-        lab = load_labels(path, keys=('semantics', 'mask_lidar'))  # checks shape / range
+        lab = load_labels(path, keys=('semantics', 'mask_lidar', 'mask_camera'))
         assert lab['semantics'].dtype == np.uint8 and lab['semantics'].shape == (200, 200, 16)
-        assert set(np.unique(lab['mask_lidar'])) <= {0, 1}
+        assert set(np.unique(lab['mask_lidar'])) <= {0, 1} and lab['mask_camera'].all()
 
 
 def test_seq11_occupancy_plausible(built):
@@ -202,7 +242,8 @@ def test_seq11_occupancy_plausible(built):
         assert sem.max() <= 17
         nonfree = (sem != 17).mean()
         assert 0.02 < nonfree < 0.20                   # measured 4.2-4.9 %; Occ3D frame 6.1 %
-        assert o['mask_lidar'][sem != 17].all() and 0.1 < o['mask_lidar'].mean() < 0.5
+        occupied_seen = o['mask_lidar'][sem != 17].mean()   # not own-scan voxels: unseen
+        assert 0.3 < occupied_seen < 1 and 0.1 < o['mask_lidar'].mean() < 0.5
         z = np.argwhere(sem == 11)[:, 2]               # road near z = 0 m: index 2 (-0.2..0.2 m)
         assert np.bincount(z).argmax() == 2 and np.isin(z, (1, 2, 3)).mean() > 0.95
         assert (sem == 4).sum() > 50                   # cars are present
@@ -221,3 +262,26 @@ def test_seq11_static_consistency(built):
     wrong, v2 = warp_occupancy(built['occupancy'][4]['semantics'], se2_to_matrix(0, 1.2, 0) @ T)
     assert static_iou(sem, wrong, v2)[0] < rep['frames'][3]['static_iou'] - 0.1
     assert 'official Occ3D frame: 6.11%' in format_report(rep)
+
+
+def test_seq11_all_sweeps(built, seq11_dir):
+    """Frames 4 and 5 with the rays of both sweeps and the cameras of the frame_cams
+    log (same vehicle family): more is observed than from each frame's own scan, every
+    static hit is observed, and mask_camera lies within mask_lidar."""
+    cams = load_cam_calib(glob.glob(os.path.join(shared_path('nuscenes_frame_cams'),
+                                                 '*.pkl'))[0])
+    frames = load_source(seq11_dir)[4:6]
+    occ = build_sequence(frames, G, ray_cast='all', cams=cams, progress=False)
+    own = built['occupancy'][5]['mask_lidar']          # own rays of frame 5: the same scan
+    o = occ[1]
+    assert (o['mask_lidar'] >= own).all() and o['mask_lidar'].mean() > own.mean() + 0.05
+    static = np.isin(o['semantics'], (11, 13, 14, 15, 16))
+    assert o['mask_lidar'][static].mean() > 0.99
+    assert (o['mask_camera'] <= o['mask_lidar']).all()
+    assert 0.05 < o['mask_camera'].mean() < o['mask_lidar'].mean()
+    rep = occupancy_report(occ, np.stack([f.ego2global for f in frames]))
+    vis = rep['frames'][1]['visibility']
+    for key in ('mask_lidar', 'mask_camera'):
+        assert abs(sum(vis[key].values()) - 1) < 1e-9
+        assert vis[key]['occupied'] == pytest.approx((o[key].astype(bool)
+                                                      & (o['semantics'] < 17)).mean())

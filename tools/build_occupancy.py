@@ -6,6 +6,14 @@ Example::
 
 writes ``OUT_DIR/gts/<scene>/<token>/labels.npz`` per frame and ``OUT_DIR/<scene>_infos.pkl``
 (OccWorld layout). The method is described in ``occwm/data/occ_builder.py``.
+Visibility: ``--ray-cast all`` (default) casts LiDAR rays from every aggregated scan
+(``mask_lidar``); ``--cam-calib PKL`` adds ``mask_camera`` from six camera calibrations
+taken from an info pkl (mmdet3d-1.x or OccWorld; calibrations of another log of the same
+vehicle are an approximation), else ``mask_camera`` is all ones; ``--densify`` fills
+static surfaces by Poisson reconstruction (SurroundOcc)::
+
+    python tools/build_occupancy.py ../shared/data/nuscenes_seq11 outputs/occ_seq11 --report \
+        --cam-calib ../shared/data/nuscenes_frame_cams/n015-2018-07-24-11-22-45+0800.pkl
 
 Root mode: any scene of a nuScenes root with nuScenes-lidarseg, read through
 nuscenes-devkit (``occwm/data/nuscenes_occ.py``; same method)::
@@ -23,7 +31,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from occwm.data.nuscenes_occ import build_nuscenes_scenes  # noqa: E402
-from occwm.data.occ_builder import build_scene, format_report, occupancy_report  # noqa: E402
+from occwm.data.occ_builder import (RAY_CAST_MODES, build_scene, format_report,  # noqa: E402
+                                    occupancy_report)
+from occwm.data.visibility import load_cam_calib  # noqa: E402
 from occwm.grid import DEFAULT_GRID, OccGrid  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,12 +66,28 @@ def parse_args(argv=None):
                    metavar=('X_MIN', 'Y_MIN', 'Z_MIN', 'X_MAX', 'Y_MAX', 'Z_MAX', 'VOXEL'),
                    help='grid range (metres, ego frame) and voxel size '
                         '(default: Occ3D -40 -40 -1 40 40 5.4 0.4)')
-    p.add_argument('--no-ray-cast', action='store_true',
-                   help='mask_lidar = occupied voxels only (skip the free-space ray cast)')
+    p.add_argument('--ray-cast', choices=RAY_CAST_MODES, default='all',
+                   help='mask_lidar from the rays of every aggregated scan (all, default), of '
+                        "each frame's own scan (own), or the occupied voxels only (none)")
+    p.add_argument('--no-ray-cast', action='store_true', help='the same as --ray-cast none')
+    p.add_argument('--cam-calib', metavar='PKL',
+                   help='camera calibrations for mask_camera: an mmdet3d-1.x info pkl '
+                        "(data_list[i]['images']) or an OccWorld / occwm info pkl "
+                        "(infos[...]['cams']); from another log of the same vehicle family "
+                        'this is an approximation. Default: mask_camera all ones')
+    p.add_argument('--cam-index', type=int, default=0,
+                   help='which frame of --cam-calib to take the calibrations from (default 0)')
+    p.add_argument('--cam-stride', type=int, default=8,
+                   help='pixel step between camera rays (default 8)')
+    p.add_argument('--densify', action='store_true',
+                   help='fill static surfaces by Poisson reconstruction (SurroundOcc; about '
+                        '30 s more per sequence)')
     p.add_argument('--report', action='store_true',
-                   help='print per-frame non-free fraction, classes and consecutive static IoU')
+                   help='print per-frame non-free fraction, classes, consecutive static IoU '
+                        'and the observed-free / observed-occupied / unobserved fractions of '
+                        'mask_lidar and mask_camera beside the --reference frame')
     p.add_argument('--reference', default=OCC3D_REFERENCE,
-                   help='official Occ3D labels.npz to compare the non-free fraction with')
+                   help='official Occ3D labels.npz to compare with')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -92,7 +118,7 @@ def _root_mode(args, out, grid):
     try:
         result = build_nuscenes_scenes(args.nusc_root, version, out, scenes=args.scenes,
                                        info_name=args.info_name, grid=grid,
-                                       ray_cast=not args.no_ray_cast,
+                                       ray_cast='none' if args.no_ray_cast else args.ray_cast,
                                        skip_missing=args.skip_missing,
                                        keep_occupancy=args.report, progress=not args.quiet)
     except (FileNotFoundError, ValueError, KeyError) as e:
@@ -119,16 +145,27 @@ def main(argv=None):
     except ValueError as e:
         sys.exit(f'error: --grid: {e}')
     if args.nusc_root:
+        if args.cam_calib or args.densify:
+            sys.exit('error: --cam-calib and --densify are for folder mode (SRC_DIR) so far')
         return _root_mode(args, out, grid)
     try:
+        cams = None if args.cam_calib is None else load_cam_calib(args.cam_calib, args.cam_index)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f'error: --cam-calib: {e}')
+    try:
         result = build_scene(args.src_dir, out, scene_name=args.scene_name,
-                             info_name=args.info_name, grid=grid, ray_cast=not args.no_ray_cast,
+                             info_name=args.info_name, grid=grid,
+                             ray_cast='none' if args.no_ray_cast else args.ray_cast, cams=cams,
+                             densify=args.densify, cam_stride=args.cam_stride,
                              progress=not args.quiet)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}\n(check the source folder against ../shared/data/README.md, '
                  f'section nuscenes_seq11)')
     n = len(result['label_paths'])
-    print(f"built {n} frames of scene {result['scene_name']} in {result['seconds']:.1f} s")
+    print(f"built {n} frames of scene {result['scene_name']} in {result['seconds']:.1f} s "
+          f"({result['seconds'] / max(n, 1):.2f} s per frame; ray cast "
+          f"{'none' if args.no_ray_cast else args.ray_cast}, cameras "
+          f"{len(cams) if cams else 0}, densify {args.densify})")
     print(f"occupancy: {os.path.join(out, 'gts', result['scene_name'])} ({n} labels.npz)")
     print(f"info pkl:  {result['info_path']}")
     if args.report:

@@ -11,7 +11,8 @@ one file per frame ``K = 0..L-1``::
     calib/lidar_calibrated_sensorK.npy    pickled dict   LIDAR_TOP calibrated_sensor (LiDAR -> ego)
 
 Output (``occwm.data.layout``): one Occ3D ``labels.npz`` per frame and an OccWorld-style
-info pkl. The method, per frame ``k`` of the sequence:
+info pkl; statistics in ``occwm.data.occ_report`` (re-exported here). The method, per
+frame ``k`` of the sequence:
 
 1. every scan goes LiDAR -> ego with its ``lidar2ego``; label-0 returns within
    ``NEAR_SENSOR_M`` of the sensor and returns on the ego body (``EGO_BODY``) are dropped;
@@ -23,9 +24,21 @@ info pkl. The method, per frame ``k`` of the sequence:
    unannotated mover must not be smeared);
 4. each instance's points of all frames, in box-local coordinates, are placed into
    every frame where its box exists (moving objects densified, not smeared);
-5. voxelisation with the majority label per voxel;
-6. ``mask_lidar``: voxels traversed by the rays of frame ``k``'s own scan (sampled every
-   half voxel from the sensor origin) plus every voxel that holds a point.
+5. voxelisation with the majority label per voxel; with ``densify``, free voxels on the
+   Poisson surface of the static points of the whole sequence (reconstructed once, in
+   the planar frame of frame 0) are filled (``occwm.data.densify``, SurroundOcc);
+6. ``mask_lidar`` (``occwm.data.visibility``, Occ3D LiDAR visibility, exact 3D DDA):
+   ``ray_cast='all'``: every scan j casts rays from its own sensor origin (its
+   ``lidar2ego`` translation moved into frame k with the planar poses) to its static
+   points, and scan k also to its object and unboxed-mover points (other scans' moving
+   objects were elsewhere at their time); ``'own'``: scan k's rays only; ``'none'``:
+   the occupied voxels. Occupied voxels that no ray crosses (carried object points,
+   densified surfaces) keep their label and stay unobserved, as in Occ3D;
+7. ``mask_camera``: with cameras, the voxels seen through the image pixels of some
+   camera up to the first occupied voxel (``visibility.camera_visibility``) *and*
+   observed in ``mask_lidar`` (Occ3D's masks satisfy ``mask_camera <= mask_lidar``);
+   all ones when no cameras are given. Calibrations taken from another log of the same
+   vehicle family (``--cam-calib``) are an approximation.
 """
 from __future__ import annotations
 
@@ -41,8 +54,9 @@ import numpy as np
 from occwm.data.layout import (add_trajectories, labels_path, make_frame_info, save_labels,
                                save_pickle)
 from occwm.geometry import planar, pose_matrix, transform_points
-from occwm.grid import (DEFAULT_GRID, DYNAMIC_CLASSES, OCC3D_CLASS_NAMES, STATIC_CLASSES,
-                        OccGrid)
+from occwm.data.occ_report import (OCC3D_NONFREE_FRACTION, format_report,  # noqa: F401
+                                   occupancy_report, static_iou, warp_occupancy)
+from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OccGrid
 
 NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor are invalid
 # Ego body (Renault Zoe, 4.08 x 1.73 x 1.56 m) around the rear-axle ego origin, with margin:
@@ -50,7 +64,6 @@ NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor ar
 EGO_BODY = (-1.2, -1.1, 0.1, 3.4, 1.1, 2.2)
 STUFF_LABELS = (11, 12, 13, 14, 15, 16)   # never carried with a box
 NUM_LABELS = 17                            # semantic labels 0..16 in the source scans
-OCC3D_NONFREE_FRACTION = 39092 / 640000    # the official Occ3D frame in ../shared/data (6.1 %)
 
 SOURCE_FILES = {  # key -> path pattern relative to the source folder
     'pc_seman': 'pc_seman/pc_seman_{k}.npy', 'bbox': 'bbox/bbox{k}.npy',
@@ -225,42 +238,6 @@ def voxelize_majority(points: np.ndarray, labels: np.ndarray, grid: OccGrid = DE
     return occ
 
 
-def ray_cast_observed(origin: np.ndarray, points: np.ndarray, grid: OccGrid = DEFAULT_GRID,
-                      step: Optional[float] = None, chunk: int = 4096) -> np.ndarray:
-    """Voxels traversed by the rays from ``origin`` to each point (points' voxels included).
-
-    Each ray is clipped to the grid box (slab test) and sampled every ``step`` metres
-    (default half a voxel).
-
-    Args:
-        origin: ``(3,)`` sensor origin; points: ``(N, 3+)`` ray ends; both ego frame, metres.
-
-    Returns:
-        ``(X, Y, Z) bool``.
-    """
-    step = grid.voxel_size / 2 if step is None else step
-    lo, hi = grid.origin, np.asarray(grid.point_cloud_range[3:], np.float64)
-    seen = np.zeros(int(np.prod(grid.shape)), bool)
-    o = np.asarray(origin, np.float64)
-    for i in range(0, len(points), chunk):
-        d = points[i:i + chunk, :3] - o                                   # (n, 3)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            inv = 1.0 / d
-            t0, t1 = (lo - o) * inv, (hi - o) * inv                      # (n, 3) slab params
-        t_in = np.nanmax(np.minimum(t0, t1), axis=1).clip(0, 1)           # (n,) in [0, 1]
-        t_out = np.nanmin(np.maximum(t0, t1), axis=1).clip(0, 1)
-        length = np.linalg.norm(d, axis=1)
-        n = np.where(t_out > t_in, np.ceil((t_out - t_in) * length / step) + 1, 0).astype(np.int64)
-        ray = np.repeat(np.arange(len(d)), n)                             # (S,) ray of each sample
-        j = np.arange(len(ray)) - np.repeat(np.cumsum(n) - n, n)          # (S,) sample number
-        t = np.minimum(t_in[ray] + j * step / np.maximum(length[ray], 1e-9), t_out[ray])
-        samples = o + t[:, None] * d[ray]                                 # (S, 3)
-        idx = np.floor((samples - lo) / grid.voxel_size).astype(np.int64)
-        idx = np.clip(idx, 0, np.asarray(grid.shape) - 1)                 # t_out lands on the face
-        seen[np.ravel_multi_index(idx.T, grid.shape)] = True
-    return seen.reshape(grid.shape)
-
-
 # ----------------------------------------------------------------------------- building
 def _split_frame(f: SourceFrame):
     """Static ego-frame points + labels, instance points (box-local x, y, z, label per
@@ -282,15 +259,64 @@ def _split_frame(f: SourceFrame):
     return (ego[static], f.labels[static]), instances, (ego[own], f.labels[own]), ego[keep]
 
 
+RAY_CAST_MODES = ('all', 'own', 'none')
+
+
+def _ray_cast_mode(ray_cast) -> str:
+    """``'all' | 'own' | 'none'``; ``True`` / ``False`` mean ``'all'`` / ``'none'``."""
+    if isinstance(ray_cast, bool):
+        ray_cast = 'all' if ray_cast else 'none'
+    if ray_cast not in RAY_CAST_MODES:
+        raise ValueError(f'ray_cast must be one of {RAY_CAST_MODES}, got {ray_cast!r}')
+    return ray_cast
+
+
+def _static_surface(frames, split, flat, grid: OccGrid) -> np.ndarray:
+    """Poisson surface samples ``(M, 3)`` of the static points of all frames, in the
+    planar ego frame of frame 0, cropped to the frames' grids (2 m margin)."""
+    from occwm.data.densify import poisson_surface_points
+    inv_0 = np.linalg.inv(flat[0])
+    pts, views = [], []
+    for f, (static, _, _, _), T in zip(frames, split, flat):
+        pts.append(transform_points(inv_0 @ T, static[0]))
+        view = transform_points(inv_0 @ T, f.lidar2ego[None, :3, 3])[0]   # sensor origin
+        views.append(np.broadcast_to(view, pts[-1].shape))
+    pts, views = np.concatenate(pts), np.concatenate(views)              # (N, 3) each
+    lo, hi = np.asarray(grid.point_cloud_range[:3]), np.asarray(grid.point_cloud_range[3:])
+    keep = (pts[:, 2] > lo[2] - 1) & (pts[:, 2] < hi[2] + 2)
+    near = np.zeros(len(pts), bool)
+    for T in flat:                                                        # inside some grid
+        local = transform_points(np.linalg.inv(inv_0 @ T), pts)
+        near |= np.all((local[:, :2] > lo[:2] - 2) & (local[:, :2] < hi[:2] + 2), axis=1)
+    keep &= near
+    return poisson_surface_points(pts[keep], views[keep], spacing=grid.voxel_size / 2)
+
+
 def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
-                   ray_cast: bool = True, progress: bool = True) -> List[Dict[str, np.ndarray]]:
-    """Occupancy of every frame of a time-ordered sequence.
+                   ray_cast='all', cams=None, densify: bool = False, cam_stride: int = 8,
+                   progress: bool = True) -> List[Dict[str, np.ndarray]]:
+    """Occupancy of every frame of a time-ordered sequence (method: module docstring).
+
+    Args:
+        ray_cast: ``'all'`` (rays of every aggregated scan), ``'own'`` (frame k's scan
+            only) or ``'none'`` (mask_lidar = occupied voxels); ``True`` / ``False``
+            mean ``'all'`` / ``'none'``.
+        cams: ``{name: visibility.CameraCalib}`` (or a list), the same for every frame;
+            ``None``: ``mask_camera`` is all ones.
+        densify: fill free voxels on the Poisson surface of the static points.
+        cam_stride: pixel step between camera rays.
 
     Returns:
-        one dict per frame: ``semantics`` ``(X, Y, Z) uint8`` (17 = free) and
-        ``mask_lidar`` ``(X, Y, Z) uint8`` (1 = observed), ego frame of that frame.
+        one dict per frame, ego frame of that frame: ``semantics`` ``(X, Y, Z) uint8``
+        (17 = free), ``mask_lidar`` and ``mask_camera`` ``(X, Y, Z) uint8`` (1 = observed
+        / visible).
+
+    Raises:
+        ValueError: an unknown ``ray_cast``.
     """
     from tqdm import tqdm
+    from occwm.data.visibility import camera_visibility, lidar_visibility
+    mode = _ray_cast_mode(ray_cast)
     split = [_split_frame(f) for f in frames]
     instances: Dict[str, np.ndarray] = {}
     for _, inst, _, _ in split:
@@ -298,13 +324,21 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
             instances.setdefault(tok, []).extend(parts)
     instances = {tok: np.concatenate(parts) for tok, parts in instances.items()}  # (n, 4)
     flat = [planar(f.ego2global) for f in frames]
+    surface = _static_surface(frames, split, flat, grid) if densify else None
     out = []
     for k, f in enumerate(tqdm(frames, desc='occupancy', unit='frame', disable=not progress)):
         inv_k = np.linalg.inv(flat[k])
-        pts, labs = [], []
+        pts, labs, scans = [], [], []
         for j, ((sp, sl), _, _, _) in enumerate(split):                   # step 3: static
-            pts.append(transform_points(inv_k @ flat[j], sp))
+            T = inv_k @ flat[j]                                           # scan j -> frame k
+            pts.append(transform_points(T, sp))
             labs.append(sl)
+            origin = transform_points(T, frames[j].lidar2ego[None, :3, 3])[0]
+            if j == k:
+                scans.append((origin, split[k][3]))                      # all of scan k
+            elif mode == 'all':
+                scans.append((origin, pts[-1]))
+        static_pts, static_labs = np.concatenate(pts), np.concatenate(labs)
         pts.append(split[k][2][0])                                        # own-frame movers
         labs.append(split[k][2][1])
         for b, tok in enumerate(f.box_tokens):                            # step 4: instances
@@ -312,12 +346,19 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
                 loc = instances[tok]
                 pts.append(transform_points(f.lidar2ego, box_global(loc, f.boxes[b])))
                 labs.append(loc[:, 3].astype(np.int64))
-        pts, labs = np.concatenate(pts), np.concatenate(labs)
-        sem = voxelize_majority(pts, labs, grid)                          # step 5
-        mask = sem != grid.free_label                                     # step 6
-        if ray_cast:
-            mask |= ray_cast_observed(f.lidar2ego[:3, 3], split[k][3], grid)
-        out.append(dict(semantics=sem, mask_lidar=mask.astype(np.uint8)))
+        sem = voxelize_majority(np.concatenate(pts), np.concatenate(labs), grid)  # step 5
+        if surface is not None:
+            from occwm.data.densify import fill_from_surface
+            sem, _ = fill_from_surface(sem, transform_points(inv_k @ flat[0], surface),
+                                       static_pts, static_labs, grid)
+        if mode == 'none':                                                # step 6
+            mask = sem != grid.free_label
+        else:
+            mask = lidar_visibility(scans, grid)
+        cam = np.ones(grid.shape, bool) if cams is None else \
+            camera_visibility(sem, cams, grid, stride=cam_stride) & mask  # step 7
+        out.append(dict(semantics=sem, mask_lidar=mask.astype(np.uint8),
+                        mask_camera=cam.astype(np.uint8)))
     return out
 
 
@@ -337,8 +378,13 @@ def frame_infos(frames: Sequence[SourceFrame], scene_name: str) -> List[dict]:
 
 def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
                 info_name: Optional[str] = None, grid: OccGrid = DEFAULT_GRID,
-                ray_cast: bool = True, progress: bool = True) -> dict:
+                ray_cast='all', cams=None, densify: bool = False, cam_stride: int = 8,
+                progress: bool = True) -> dict:
     """Read ``src_dir``, build every frame and write the Occ3D layout under ``out_dir``.
+
+    ``ray_cast``, ``cams``, ``densify``, ``cam_stride``: as in ``build_sequence``; each
+    ``labels.npz`` holds ``semantics``, ``mask_lidar`` and ``mask_camera`` (all ones
+    without cameras; the info pkl's ``metadata['mask_camera']`` says which).
 
     Returns:
         dict with ``scene_name``, ``info_path``, ``label_paths`` (one per frame),
@@ -348,100 +394,23 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
     start = time.perf_counter()
     scene_name = scene_name or default_scene_name(src_dir)
     frames = load_source(src_dir)
-    occ = build_sequence(frames, grid, ray_cast=ray_cast, progress=progress)
+    mode = _ray_cast_mode(ray_cast)
+    occ = build_sequence(frames, grid, ray_cast=mode, cams=cams, densify=densify,
+                         cam_stride=cam_stride, progress=progress)
     paths = []
     for f, o in zip(frames, occ):
         paths.append(labels_path(out_dir, scene_name, f.token))
-        save_labels(paths[-1], o['semantics'], o['mask_lidar'], grid=grid)
+        save_labels(paths[-1], o['semantics'], o['mask_lidar'], o['mask_camera'], grid=grid)
     info_path = os.path.join(out_dir, info_name or f'{scene_name}_infos.pkl')
-    metadata = dict(version='occwm-occ-builder-v1',
+    cam_names = sorted(cams) if isinstance(cams, dict) else [c.name for c in cams or ()]
+    metadata = dict(version='occwm-occ-builder-v2',
                     source=os.path.basename(os.path.normpath(src_dir)),
                     point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size,
-                    occ_size=grid.shape, ray_cast=ray_cast)
+                    occ_size=grid.shape, ray_cast=mode, densify=densify,
+                    mask_camera=(f'camera rays ({", ".join(cam_names)}; stride {cam_stride} px)'
+                                 if cams else 'all ones (no cameras)'))
     infos = {scene_name: frame_infos(frames, scene_name)}
     save_pickle(info_path, dict(metadata=metadata, infos=infos))
     return dict(scene_name=scene_name, info_path=info_path, label_paths=paths, occupancy=occ,
                 ego2globals=np.stack([f.ego2global for f in frames]),
                 seconds=time.perf_counter() - start)
-
-
-# ----------------------------------------------------------------------------- report
-def warp_occupancy(occ_src: np.ndarray, src_to_dst: np.ndarray, grid: OccGrid = DEFAULT_GRID):
-    """Resample ``occ_src`` ``(X, Y, Z)`` into another ego frame (nearest voxel).
-
-    Args:
-        src_to_dst: ``(4, 4)`` transform from the source ego frame to the destination one.
-
-    Returns:
-        ``warped`` ``(X, Y, Z) uint8`` in the destination frame and ``valid``
-        ``(X, Y, Z) bool``: destination voxels whose centre falls inside the source grid.
-    """
-    idx = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing='ij'), -1)
-    centres = grid.voxel_centers(idx.reshape(-1, 3))                    # (X*Y*Z, 3) dst frame
-    src_idx, valid = grid.points_to_voxels(transform_points(np.linalg.inv(src_to_dst), centres))
-    warped = np.full(len(centres), grid.free_label, np.uint8)
-    warped[valid] = occ_src[tuple(src_idx[valid].T)]
-    return warped.reshape(grid.shape), valid.reshape(grid.shape)
-
-
-def static_iou(occ_a: np.ndarray, occ_b: np.ndarray, valid: Optional[np.ndarray] = None):
-    """Geometric IoU of static-class voxels and the mean per-class IoU over the static
-    classes present in either grid, compared inside ``valid``. Returns ``(iou, miou)``."""
-    valid = np.ones(occ_a.shape, bool) if valid is None else valid
-    a, b = occ_a[valid], occ_b[valid]
-    sa, sb = np.isin(a, STATIC_CLASSES), np.isin(b, STATIC_CLASSES)
-    iou = (sa & sb).sum() / max((sa | sb).sum(), 1)
-    per_class = [((a == c) & (b == c)).sum() / ((a == c) | (b == c)).sum()
-                 for c in STATIC_CLASSES if ((a == c) | (b == c)).any()]
-    return float(iou), float(np.mean(per_class)) if per_class else float('nan')
-
-
-def occupancy_report(occupancy: Sequence[dict], ego2globals: np.ndarray,
-                     grid: OccGrid = DEFAULT_GRID, reference: Optional[str] = None) -> dict:
-    """Per-frame statistics of a built sequence.
-
-    Returns dict: ``frames`` (per frame ``nonfree``, ``observed`` fractions, ``hist``
-    {class name: voxels}, ``road_z_index`` median z index of driveable_surface,
-    ``static_iou`` / ``static_miou`` with the next frame warped into this one, planar
-    poses), and ``reference_nonfree`` (official Occ3D frame; measured from
-    ``reference`` when given, else the known 6.1 %).
-    """
-    flat = [planar(T) for T in ego2globals]
-    rows = []
-    for k, o in enumerate(occupancy):
-        sem = o['semantics']
-        counts = np.bincount(sem.reshape(-1), minlength=grid.num_classes)
-        road_z = np.nonzero(sem == 11)[2]
-        row = dict(nonfree=1 - counts[grid.free_label] / sem.size,
-                   observed=float(o['mask_lidar'].mean()),
-                   hist={OCC3D_CLASS_NAMES[c]: int(counts[c]) for c in range(grid.free_label)
-                         if counts[c]},
-                   road_z_index=float(np.median(road_z)) if len(road_z) else float('nan'))
-        if k + 1 < len(occupancy):
-            nxt_to_k = np.linalg.inv(flat[k]) @ flat[k + 1]
-            warped, valid = warp_occupancy(occupancy[k + 1]['semantics'], nxt_to_k, grid)
-            row['static_iou'], row['static_miou'] = static_iou(sem, warped, valid)
-        rows.append(row)
-    ref = OCC3D_NONFREE_FRACTION
-    if reference is not None and os.path.isfile(reference):
-        from occwm.data.layout import load_labels
-        ref = float((load_labels(reference, grid)['semantics'] != grid.free_label).mean())
-    return dict(frames=rows, reference_nonfree=ref)
-
-
-def format_report(report: dict) -> str:
-    """A human-readable table of ``occupancy_report`` output."""
-    lines = ['frame  non-free  observed  road-z  static-IoU(k,k+1)  static-mIoU  top classes']
-    for k, r in enumerate(report['frames']):
-        top = sorted(r['hist'].items(), key=lambda kv: -kv[1])[:5]
-        iou = f"{r['static_iou']:.3f}" if 'static_iou' in r else '  -  '
-        miou = f"{r['static_miou']:.3f}" if 'static_miou' in r else '  -  '
-        lines.append(f"{k:5d}  {100 * r['nonfree']:6.2f}%  {100 * r['observed']:6.2f}%  "
-                     f"{r['road_z_index']:6.1f}  {iou:>18}  {miou:>11}  "
-                     + ', '.join(f'{n} {v}' for n, v in top))
-    mean_nf = np.mean([r['nonfree'] for r in report['frames']])
-    ious = [r['static_iou'] for r in report['frames'] if 'static_iou' in r]
-    lines.append(f'mean non-free {100 * mean_nf:.2f}% (official Occ3D frame: '
-                 f"{100 * report['reference_nonfree']:.2f}%); mean static IoU "
-                 f"{np.mean(ious) if ious else float('nan'):.3f}")
-    return '\n'.join(lines)
