@@ -10,7 +10,9 @@ import pytest
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE
 from occwm.visualization import (OccRenderer, ego_box_mesh, occupancy_to_mesh,
                                  render_comparison, render_occupancy, trajectory_lineset)
-from occwm.visualization.render import EGO_COLOR, VIEWS
+from occwm.visualization.geometry import (DIM_ALPHA, ERROR_PALETTE, FN, FP, TP, WRONG_CLASS,
+                                          error_codes)
+from occwm.visualization.render import EGO_COLOR, VIEWS, orbit_camera, resolve_camera
 
 CAR, TRUCK, FREE = 4, 10, 17
 W, H = 320, 240
@@ -118,6 +120,67 @@ def test_render_occupancy_default_size_with_trajectory(renderer):
     assert np.any(np.all(img == [255, 0, 0], axis=-1))  # the trajectory is drawn in red
 
 
+def test_single_car_voxel_bev_pixel(renderer):
+    occ = empty_grid()
+    occ[100, 100, 5] = CAR  # one 0.4 m voxel, x and y in [0, 0.4] m
+    img = render_occupancy(occ, view='bev', show_ego=False, renderer=renderer)
+    px_per_m = (H / 2) / np.tan(np.deg2rad(VIEWS['bev']['fov'] / 2)) / VIEWS['bev']['eye'][2]
+    # the voxel centre (0.2, 0.2) m: 0.2 m up (+x) and 0.2 m left (+y) of the image centre
+    y, x = int(round(H / 2 - 0.5 - 0.2 * px_per_m)), int(round(W / 2 - 0.5 - 0.2 * px_per_m))
+    np.testing.assert_array_equal(img[y, x], OCC3D_PALETTE[CAR])
+    is_car = np.all(img == OCC3D_PALETTE[CAR], axis=-1)
+    assert 0 < is_car.sum() <= (0.4 * px_per_m + 2) ** 2  # only the voxel is car-coloured
+    background = ~is_car
+    np.testing.assert_array_equal(np.unique(img[background], axis=0), [[255, 255, 255]])
+
+
+def test_camera_mask_dims_voxels(renderer):
+    occ = block(empty_grid(), CAR, 0.0, 0.0)
+    mask = np.ones(DEFAULT_GRID.shape, np.uint8)
+    mask[:100] = 0  # x < 0: behind the ego, the lower half of the BEV image
+    img = render_occupancy(occ, view='bev', show_ego=False, renderer=renderer, mask=mask)
+    seen, unseen = img[H // 2 - 3, W // 2], img[H // 2 + 3, W // 2]
+    np.testing.assert_array_equal(seen, OCC3D_PALETTE[CAR])
+    expected = np.round((1 - DIM_ALPHA) * OCC3D_PALETTE[CAR] + DIM_ALPHA * 255.0)
+    np.testing.assert_allclose(unseen, expected, atol=1)
+
+
+def test_error_view_colours(renderer):
+    gt, pred = empty_grid(), empty_grid()
+    gt = block(gt, CAR, 10.0, 0.0)      # ahead: true positive, same class
+    pred = block(pred, CAR, 10.0, 0.0)
+    pred = block(pred, CAR, -10.0, 0.0)  # behind: false positive
+    gt = block(gt, CAR, 0.0, 10.0)      # left: false negative
+    gt = block(gt, CAR, 0.0, -10.0)     # right: both occupied, wrong class
+    pred = block(pred, TRUCK, 0.0, -10.0)
+    codes = error_codes(gt, pred)
+    assert set(np.unique(codes)) == {0, TP, FP, FN, WRONG_CLASS}
+    img = render_occupancy(codes, view='bev', show_ego=False, renderer=renderer, errors=True)
+    px_per_m = (H / 2) / np.tan(np.deg2rad(VIEWS['bev']['fov'] / 2)) / VIEWS['bev']['eye'][2]
+    off = int(round(10 * px_per_m))
+    cy, cx = H // 2, W // 2
+    np.testing.assert_array_equal(img[cy - off, cx], ERROR_PALETTE[TP])
+    np.testing.assert_array_equal(img[cy + off, cx], ERROR_PALETTE[FP])
+    np.testing.assert_array_equal(img[cy, cx - off], ERROR_PALETTE[FN])
+    np.testing.assert_array_equal(img[cy, cx + off], ERROR_PALETTE[WRONG_CLASS])
+    np.testing.assert_array_equal(img[cy, cx], [255, 255, 255])
+    # geometric only: the wrong-class block is a true positive
+    np.testing.assert_array_equal(error_codes(gt, pred, semantic=False)[codes == WRONG_CLASS], TP)
+    # masked voxels are ignored
+    assert not error_codes(gt, pred, mask=np.zeros_like(gt)).any()
+
+
+def test_orbit_and_tall_panels(renderer):
+    occ = block(empty_grid(), CAR, 0.0, 0.0)
+    cam = orbit_camera(180.0, elevation=30.0, radius=50.0)
+    np.testing.assert_allclose(cam['eye'], [-50 * np.cos(np.pi / 6), 0, 25], atol=1e-9)
+    img = render_occupancy(occ, view='orbit', show_ego=False, renderer=renderer)
+    assert np.any(np.all(img == OCC3D_PALETTE[CAR], axis=-1))
+    # a panel taller than wide moves the camera back by 1 / aspect
+    np.testing.assert_allclose(resolve_camera('bev', 0.5)['eye'], [0, 0, 480.0])
+    np.testing.assert_allclose(resolve_camera('bev', 2.0)['eye'], [0, 0, 240.0])
+
+
 def test_render_comparison_png(renderer, tmp_path):
     t = 6
     gt = np.stack([block(empty_grid(), CAR, 2.0 * i, 5.0) for i in range(t)])  # (6, X, Y, Z)
@@ -125,13 +188,15 @@ def test_render_comparison_png(renderer, tmp_path):
     pred[3:] = FREE
     out = tmp_path / 'nested' / 'cmp.png'
     path = render_comparison(gt, pred, out_path=str(out), panel_size=(160, 120),
-                             past=gt[:1], traj=np.zeros((1, 3)))
+                             past=gt[:2], traj=np.zeros((t + 1, 3)))
     assert path == str(out)
-    img = cv2.imread(path)
-    assert img.shape == (40 + 2 * 120, 180 + (t + 1) * 160, 3)
+    img = cv2.imread(path)[..., ::-1]  # RGB
+    assert img.shape[1] > (t + 1) * 160 and img.shape[0] > 3 * 120  # 3 rows, 7 columns
     assert os.listdir(out.parent) == ['cmp.png']  # no temporary file left behind
+    # false negatives (blue) in the error row where the forecast is empty
+    assert np.any(np.all(img == ERROR_PALETTE[FN], axis=-1))
     path = render_comparison(gt, pred, str(out), times=[0.5 * (i + 1) for i in range(t)],
-                             panel_size=(160, 120))
-    assert cv2.imread(path).shape == (280, 180 + t * 160, 3)
+                             panel_size=(160, 120), errors=False)
+    assert cv2.imread(path).shape[0] < img.shape[0]  # two rows
     with pytest.raises(ValueError, match='times'):
         render_comparison(gt, pred, str(out), times=(0.5,))

@@ -1,7 +1,16 @@
-"""Headless pictures of occupancy: pure geometry builders and open3d rendering."""
-from occwm.visualization.render import (VIEWS, OccRenderer, ego_box_mesh, occupancy_to_mesh,
-                                        render_comparison, render_occupancy,
-                                        trajectory_lineset)
+"""Pictures of occupancy: pure geometry builders (``geometry``), headless open3d
+rendering (``render``), 2D layout (``canvas``), the figures of a forecast window
+(``figures``), image / video writers (``media``), mesh export (``export``) and an
+interactive viewer (``interactive``)."""
+from occwm.visualization.figures import (Window, frame_image, orbit_video, render_comparison,
+                                         window_image, window_video)
+from occwm.visualization.geometry import (ego_box_mesh, error_codes, error_to_mesh,
+                                          occupancy_to_mesh, trajectory_lineset)
+from occwm.visualization.media import save_image, write_video
+from occwm.visualization.render import (VIEWS, OccRenderer, orbit_camera, render_occupancy,
+                                        scene_geometries)
 
 __all__ = ['VIEWS', 'OccRenderer', 'occupancy_to_mesh', 'ego_box_mesh', 'trajectory_lineset',
-           'render_occupancy', 'render_comparison']
+           'error_codes', 'error_to_mesh', 'render_occupancy', 'scene_geometries',
+           'orbit_camera', 'render_comparison', 'Window', 'window_image', 'window_video',
+           'orbit_video', 'frame_image', 'save_image', 'write_video']

@@ -1,0 +1,141 @@
+"""An interactive open3d window that steps through the frames of a window with keys.
+
+Keys: right arrow or N: next frame; left arrow or P: previous; Q (or Esc): quit. The
+mouse rotates / pans / zooms as in any open3d window. Several panels of a time step
+(ground truth, forecast, errors) are laid out side by side in 3D, 90 m apart.
+
+Needs a display; :func:`has_display` tells whether one exists (tools fall back to
+writing files when it does not).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, List, Sequence, Tuple
+
+import numpy as np
+
+# GLFW key codes used by open3d's VisualizerWithKeyCallback.
+KEY_RIGHT, KEY_LEFT = 262, 263
+KEY_N, KEY_P, KEY_Q = ord('N'), ord('P'), ord('Q')
+PANEL_SPACING = 90.0  # metres between panels (the grid is 80 m wide)
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: always on macOS / Windows, on Linux when
+    ``DISPLAY`` or ``WAYLAND_DISPLAY`` is set."""
+    if sys.platform in ('darwin', 'win32'):
+        return True
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+
+
+def next_index(current: int, key: int, n: int) -> int:
+    """The frame shown after pressing ``key`` on frame ``current`` of ``n`` (clamped)."""
+    if key in (KEY_RIGHT, KEY_N):
+        return min(current + 1, n - 1)
+    if key in (KEY_LEFT, KEY_P):
+        return max(current - 1, 0)
+    return current
+
+
+def side_by_side(panels: Sequence[list]) -> list:
+    """Geometries of several panels, panel ``i`` moved ``i * PANEL_SPACING`` metres to
+    the right (-y); the input geometries are not modified."""
+    import copy
+    out = []
+    for i, geoms in enumerate(panels):
+        for g in geoms:
+            g = copy.deepcopy(g)
+            g.translate(np.array([0.0, -PANEL_SPACING * i, 0.0]))
+            out.append(g)
+    return out
+
+
+def show_timeline(step: Callable[[int], list], titles: Sequence[str],
+                  size: Tuple[int, int] = (1280, 720)) -> None:
+    """Open a window that steps through ``len(titles)`` time steps.
+
+    Args:
+        step: ``step(k)`` returns the open3d geometries of time step ``k`` (called once
+            per step, then cached).
+        titles: one line per step, printed when the step is shown.
+        size: window ``(width, height)``.
+
+    Raises:
+        RuntimeError: no window could be created (no display).
+    """
+    import open3d as o3d
+    n = len(titles)
+    cache: dict = {}
+    state = dict(k=0)
+    vis = o3d.visualization.VisualizerWithKeyCallback()
+    if not vis.create_window('occwm: right/N next, left/P previous, Q quit', *size):
+        raise RuntimeError('open3d could not open a window (no display?)')
+    opt = vis.get_render_option()
+    opt.light_on = False  # colours carry baked shading
+    opt.mesh_show_back_face = False
+
+    def show(k: int, reset: bool) -> None:
+        if k not in cache:
+            cache[k] = step(k)
+        vis.clear_geometries()
+        for g in cache[k]:
+            vis.add_geometry(g, reset_bounding_box=reset)
+        print(f'[{k + 1}/{n}] {titles[k]}', flush=True)
+
+    def on_key(key: int) -> Callable:
+        def callback(v) -> bool:
+            k = next_index(state['k'], key, n)
+            if k != state['k']:
+                state['k'] = k
+                show(k, reset=False)
+            return True
+        return callback
+
+    for key in (KEY_RIGHT, KEY_N, KEY_LEFT, KEY_P):
+        vis.register_key_callback(key, on_key(key))
+    vis.register_key_callback(KEY_Q, lambda v: v.close() or False)
+    show(0, reset=True)
+    ctrl = vis.get_view_control()
+    ctrl.set_front([-0.7, 0.0, 0.7])
+    ctrl.set_up([0.0, 0.0, 1.0])
+    ctrl.set_zoom(0.45)
+    print('keys: right / N next frame, left / P previous, Q quit', flush=True)
+    vis.run()
+    vis.destroy_window()
+
+
+def timeline_steps(win, errors: bool = True, semantic: bool = True, grid=None
+                   ) -> Tuple[Callable[[int], list], List[str]]:
+    """``(step, titles)`` for :func:`show_timeline` from a ``figures.Window``: per time
+    step the ground truth, the forecast sample(s) and the errors side by side."""
+    from occwm.grid import DEFAULT_GRID
+    from occwm.visualization.figures import _rows
+    from occwm.visualization.geometry import error_codes
+    from occwm.visualization.render import scene_geometries
+    grid = grid or DEFAULT_GRID
+    rows = _rows(win, errors)
+
+    def step(k: int) -> list:
+        row = win.traj_row(k)
+        traj = win.traj if row is not None else None
+        panels = []
+        for kind, _, s in rows:
+            truth = win.truth(k)
+            if kind == 'truth' or (kind == 'pred' and k < win.num_past):
+                occ, mask, err = truth, win.mask(k), False
+            elif kind == 'pred':
+                occ, mask, err = win.preds[s][k - win.num_past], None, False
+            elif truth is not None and k >= win.num_past:
+                occ = error_codes(truth, win.preds[s][k - win.num_past], grid.free_label,
+                                  semantic)
+                mask, err = None, True
+            else:
+                occ = None
+            panels.append([] if occ is None else
+                          scene_geometries(occ, grid, traj, True, mask, row, err))
+        return side_by_side(panels)
+
+    names = ' | '.join(name for _, name, _ in rows)
+    titles = [f't = {win.time_label(k)}: {names} (left to right)' for k in range(len(win))]
+    return step, titles
