@@ -47,8 +47,44 @@ def test_trajectory_fields_follow_uniad_convention():
     np.testing.assert_allclose(frames[0]['gt_ego_his_trajs'], 0)
 
 
-def test_infos_must_be_scene_keyed(tmp_path):
+def test_flat_infos_without_keys_named(tmp_path):
+    # a flat list is read as the mmdet3d-0.x / UniAD layout; its frames need poses
     path = str(tmp_path / 'flat.pkl')
     save_pickle(path, dict(infos=[{'token': 'a'}]))
-    with pytest.raises(ValueError, match='flat.pkl.*scene-keyed'):
+    with pytest.raises(ValueError, match=r"flat.pkl: infos\[0\]: missing required key.*'timestamp'"):
         load_scene_infos(path)
+
+
+def _write_npz(path, **arrays):
+    np.savez(str(path), **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize('case, error, pattern', [
+    ('missing_file', FileNotFoundError, 'occupancy file not found: .*case.npz'),
+    ('missing_key', ValueError, "case.npz: missing key 'semantics'"),
+    ('wrong_shape', ValueError, r'case.npz\[semantics\]: shape \(200, 200, 8\)'),
+    ('wrong_dtype', ValueError, r'case.npz\[semantics\]: dtype float32 is not an integer'),
+    ('out_of_range', ValueError, r'case.npz\[semantics\]: label 18 out of range 0..17'),
+    ('unreadable', ValueError, 'case.npz: not a readable npz'),
+    ('mask_shape', ValueError, 'case.npz: mask_lidar shape'),
+])
+def test_labels_bad_input_names_file(tmp_path, case, error, pattern):
+    path = tmp_path / 'case.npz'
+    free = np.full(DEFAULT_GRID.shape, 17, np.uint8)
+    if case == 'missing_key':
+        _write_npz(path, occupancy=free)
+    elif case == 'wrong_shape':
+        _write_npz(path, semantics=free[:, :, :8])
+    elif case == 'wrong_dtype':
+        _write_npz(path, semantics=free.astype(np.float32))
+    elif case == 'out_of_range':
+        bad = free.copy()
+        bad[1, 2, 3] = 18
+        _write_npz(path, semantics=bad)
+    elif case == 'unreadable':
+        path.write_bytes(b'PK\x03\x04 this is not a zip archive')
+    elif case == 'mask_shape':
+        _write_npz(path, semantics=free, mask_lidar=free[:100])
+    with pytest.raises(error, match=pattern):
+        load_labels(str(path), keys=('semantics', 'mask_lidar'))

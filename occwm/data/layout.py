@@ -9,7 +9,9 @@ Occupancy (Occ3D-nuScenes, Tian et al. 2023)::
         mask_lidar  (X, Y, Z) uint8  1 = observed by LiDAR
         mask_camera (X, Y, Z) uint8  1 = visible from a camera (optional here)
 
-Info pkl (the layout of OccWorld's ``nuscenes_infos_{train,val}_temporal_v3_scene.pkl``)::
+Info pkl (the layout of OccWorld's ``nuscenes_infos_{train,val}_temporal_v3_scene.pkl``;
+occwm writes this one and reads the other layouts in use through
+``occwm.data.info_layouts``)::
 
     {'metadata': {'version': str, ...},
      'infos': {scene_name: [frame_info, ...]}}   # frames in time order
@@ -30,7 +32,9 @@ Info pkl (the layout of OccWorld's ``nuscenes_infos_{train,val}_temporal_v3_scen
         ego_fut_traj           (6, 3) float32  x, y (metres), yaw (radians) of the future
                                ego poses in the current ego frame (occwm addition)
         ego_his_traj           (4, 3) float32  the same for the 4 past frames, oldest first
-        occ_path               str    'gts/<scene_name>/<token>' relative to the data root
+        occ_path               str    'gts/<scene folder>/<token>' relative to the data root;
+                               the folder is the scene name, or for a scene cut at a time
+                               gap into '<scene>@1', ... still the original '<scene>'
 """
 from __future__ import annotations
 
@@ -134,28 +138,19 @@ def save_pickle(path: str, obj) -> None:
             pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_scene_infos(path: str) -> Dict[str, List[dict]]:
-    """Read a scene-keyed info pkl and return ``{scene_name: [frame_info, ...]}``.
+def load_scene_infos(path: str, layout: str = 'auto', scene_names: Optional[Dict[str, str]] = None
+                     ) -> Dict[str, List[dict]]:
+    """Read an info pkl of any supported layout (OccWorld, DOME, I²-World, mmdet3d 0.x /
+    UniAD flat lists, mmdet3d 1.x) as ``{scene_name: [frame_info, ...]}``, frames in time
+    order; ``occwm.data.info_layouts.load_infos`` with its defaults.
 
     Raises:
-        FileNotFoundError / ValueError naming ``path`` when the file is missing, is not
-        a dict with a scene-keyed ``infos`` dict, or a scene's timestamps are not
-        increasing.
+        FileNotFoundError / ValueError naming ``path`` (see ``load_infos``): the file is
+        missing, not a pickle or of no known layout, a frame misses keys or has a bad
+        pose, or a scene-keyed scene's timestamps are not increasing.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'info pkl not found: {path}')
-    with open(path, 'rb') as f:
-        data = pickle.load(f)
-    if not isinstance(data, dict) or not isinstance(data.get('infos'), dict):
-        raise ValueError(f"{path}: expected a dict with a scene-keyed 'infos' dict "
-                         f"(OccWorld layout), got {type(data).__name__}"
-                         + (f" with infos of type {type(data.get('infos')).__name__}"
-                            if isinstance(data, dict) else ''))
-    for scene, frames in data['infos'].items():
-        ts = [int(f['timestamp']) for f in frames]
-        if any(b <= a for a, b in zip(ts, ts[1:])):
-            raise ValueError(f'{path}: timestamps of scene {scene!r} are not increasing')
-    return data['infos']
+    from occwm.data.info_layouts import load_infos  # info_layouts imports this module
+    return load_infos(path, layout=layout, scene_names=scene_names)
 
 
 def ego_trajectory_fields(ego2globals: np.ndarray, index: int) -> Dict[str, np.ndarray]:

@@ -1,19 +1,21 @@
 """``OccForecastDataset``: deterministic windows of past + future occupancy frames.
 
-Reads the Occ3D-nuScenes occupancy layout with an OccWorld-style scene-keyed info
-pkl (see ``occwm.data.layout``): the layout of Occ3D-nuScenes ``gts/`` with OccWorld's
-``nuscenes_infos_{train,val}_temporal_v3_scene.pkl``, of ``tools/build_occupancy.py``
-and of the synthetic generator alike.
+Reads the Occ3D-nuScenes occupancy layout (``gts/<scene>/<token>/labels.npz``) with
+an info pkl of any supported layout (``occwm.data.info_layouts``: OccWorld's
+``nuscenes_infos_{train,val}_temporal_v3_scene.pkl``, DOME, I²-World, mmdet3d 0.x /
+UniAD flat lists, mmdet3d 1.x ``data_list``, and the pkls of ``tools/build_occupancy.py``
+and the synthetic generator), all normalised to occwm's scene-keyed frame_infos.
 """
 from __future__ import annotations
 
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 
-from occwm.data.layout import ego2global_of, labels_path, load_scene_infos
+from occwm.data.info_layouts import DEFAULT_MAX_GAP_S, SPLIT_SEP, load_infos
+from occwm.data.layout import ego2global_of
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
 from occwm.registry import DATASETS
@@ -30,35 +32,47 @@ class OccForecastDataset(BaseDataset):
     ``num_past - 1``.
 
     Args:
-        ann_file: scene-keyed info pkl (relative to ``data_root`` unless absolute).
+        ann_file: info pkl of any supported layout (relative to ``data_root`` unless
+            absolute).
         data_root: folder holding ``gts/<scene>/<token>/labels.npz``.
+        layout: the pkl's layout (``occwm.data.info_layouts.KNOWN_LAYOUTS``) or
+            ``'auto'`` (default: detected).
+        scene_names: optional ``{scene_token or sample token: scene name}`` for flat
+            lists that carry no ``occ_path`` (``scene_names_from_nuscenes``).
+        max_gap_s: scenes are cut where frames are more than this many seconds apart
+            (default 0.6 s; parts named ``<scene>``, ``<scene>@1``, ...).
         num_past: past frames including the present (default 5, OccWorld protocol).
         num_future: future frames (default 6: 0.5 s ... 3 s).
         stride: frames between window starts (default 1: every window).
-        scenes: optional list of scene names to keep.
+        scenes: optional list of scene names to keep (a name also keeps the parts
+            ``<scene>@k`` of a scene cut at time gaps).
         **kwargs: ``pipeline``, ``test_mode``, ``indices`` ... of mmengine's ``BaseDataset``.
 
     Each data info (before the pipeline) holds:
         ``scene_name`` str; ``tokens`` list of T str; ``timestamps`` (T,) int64 µs;
-        ``occ_paths`` list of T ``labels.npz`` paths; ``ego2global`` (T, 4, 4) float64;
+        ``occ_paths`` list of T ``<data_root>/<occ_path>/labels.npz`` paths (the
+        frame_info's ``occ_path``, so the parts of a cut scene read its original
+        folder); ``ego2global`` (T, 4, 4) float64;
         ``traj`` (T, 3) float32: x, y (metres) and yaw (radians) of each frame's ego
         pose in the planar ego frame of the present frame (see ``occwm.geometry``);
         ``num_past`` int.
 
     Raises:
-        FileNotFoundError / ValueError from ``load_scene_infos`` naming the pkl.
+        FileNotFoundError / ValueError from ``load_infos`` naming the pkl.
     """
 
     METAINFO = dict(classes=OCC3D_CLASS_NAMES, palette=OCC3D_PALETTE.tolist())
 
     def __init__(self, ann_file: str, data_root: str = '', num_past: int = 5,
                  num_future: int = 6, stride: int = 1, scenes: Optional[List[str]] = None,
-                 **kwargs):
+                 layout: str = 'auto', scene_names: Optional[Dict[str, str]] = None,
+                 max_gap_s: float = DEFAULT_MAX_GAP_S, **kwargs):
         if num_past < 1 or num_future < 0 or stride < 1:
             raise ValueError(f'need num_past >= 1, num_future >= 0, stride >= 1; got '
                              f'{num_past}, {num_future}, {stride}')
         self.num_past, self.num_future, self.stride = num_past, num_future, stride
         self.scenes = scenes
+        self.layout, self.scene_names, self.max_gap_s = layout, scene_names, max_gap_s
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
 
     @property
@@ -68,17 +82,17 @@ class OccForecastDataset(BaseDataset):
 
     def load_data_list(self) -> List[dict]:
         """One entry per window, scenes in the pkl's order, windows in time order."""
-        infos = load_scene_infos(self.ann_file)
+        infos = load_infos(self.ann_file, layout=self.layout, scene_names=self.scene_names,
+                           max_gap_s=self.max_gap_s)
         T = self.window_len
         data_list = []
         for scene_name, frames in infos.items():
-            if self.scenes is not None and scene_name not in self.scenes:
+            if self.scenes is not None and not (
+                    scene_name in self.scenes or scene_name.split(SPLIT_SEP)[0] in self.scenes):
                 continue
             if len(frames) < T:
                 continue
             poses = np.stack([ego2global_of(f) for f in frames])  # (L, 4, 4)
-            if not np.all(np.isfinite(poses)):
-                raise ValueError(f'{self.ann_file}: non-finite ego pose in scene {scene_name!r}')
             for start in range(0, len(frames) - T + 1, self.stride):
                 win = frames[start:start + T]
                 ego2global = poses[start:start + T]
@@ -86,7 +100,7 @@ class OccForecastDataset(BaseDataset):
                     scene_name=scene_name,
                     tokens=[f['token'] for f in win],
                     timestamps=np.array([int(f['timestamp']) for f in win], np.int64),
-                    occ_paths=[labels_path(self.data_root, scene_name, f['token'])
+                    occ_paths=[osp.join(self.data_root, f['occ_path'], 'labels.npz')
                                for f in win],
                     ego2global=ego2global,
                     traj=trajectory_in_frame(ego2global, self.num_past - 1).astype(np.float32),
