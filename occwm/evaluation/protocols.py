@@ -134,8 +134,9 @@ def apply_protocol(cfg, protocol: Optional[str] = None, mask: Optional[str] = No
 
     ``cfg.test_evaluator`` gets ``protocol`` and ``mask``; with ``windows`` (a
     forecaster config) ``cfg.test_dataloader.dataset`` gets the protocol's
-    ``num_past``, ``num_future`` (or ``num_future``), ``window_rule`` and stride 1; with a
-    mask the pipeline's ``LoadOccWindow`` loads the masks.
+    ``num_past``, ``num_future`` (or ``num_future``) and ``window_rule``; the test set
+    gets stride 1 (every window, or every frame for a tokenizer); with a mask the
+    pipeline's ``LoadOccWindow`` loads the masks.
 
     Args:
         cfg: ``mmengine.Config`` with ``test_dataloader`` and ``test_evaluator``.
@@ -155,11 +156,11 @@ def apply_protocol(cfg, protocol: Optional[str] = None, mask: Optional[str] = No
     mask = check_mask(evaluator.get('mask') if mask is None else mask)
     evaluator.protocol, evaluator.mask = protocol, mask
     ds = cfg.test_dataloader.dataset
+    ds.stride = 1
     if windows:
         ds.num_past = preset['num_past']
         ds.num_future = num_future or preset['num_future']
         ds.window_rule = preset['window_rule']
-        ds.stride = 1
     if mask is not None:
         for t in ds.get('pipeline') or []:
             if t.get('type') == 'LoadOccWindow':
