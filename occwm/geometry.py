@@ -72,8 +72,13 @@ def trajectory_in_frame(ego2globals: np.ndarray, ref: int) -> np.ndarray:
         ``(T, 3) float64`` ``(x, y, yaw)`` of each frame's ego origin and heading in
         the planar ego frame of ``ref`` (metres, radians; the ``ref`` row is zeros).
     """
-    ref_inv = np.linalg.inv(planar(ego2globals[ref]))
-    out = np.stack([matrix_to_se2(ref_inv @ planar(T)) for T in ego2globals])
+    P = np.asarray(ego2globals, np.float64)
+    x, y = P[:, 0, 3], P[:, 1, 3]                                  # (T,) metres, global
+    yaw = np.arctan2(P[:, 1, 0], P[:, 0, 0])                        # (T,) radians
+    dx, dy = x - x[ref], y - y[ref]
+    c, s = np.cos(yaw[ref]), np.sin(yaw[ref])
+    out = np.stack([c * dx + s * dy, -s * dx + c * dy, yaw - yaw[ref]], axis=1)  # (T, 3)
+    out[ref] = 0.0
     out[:, 2] = wrap_angle(out[:, 2])
     return out
 

@@ -132,8 +132,9 @@ def check_occupancy(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID, name: str = '
         raise ValueError(f'{name}: shape {tuple(occ.shape)} does not end in the grid shape {grid.shape}')
     if not np.issubdtype(np.asarray(occ).dtype, np.integer):
         raise ValueError(f'{name}: dtype {occ.dtype} is not an integer type (want uint8)')
-    if occ.size and int(occ.max()) > grid.free_label:
-        raise ValueError(f'{name}: label {int(occ.max())} out of range 0..{grid.free_label}')
+    if occ.size and (int(occ.max()) > grid.free_label or int(occ.min()) < 0):
+        bad = int(occ.max()) if int(occ.max()) > grid.free_label else int(occ.min())
+        raise ValueError(f'{name}: label {bad} out of range 0..{grid.free_label}')
 
 
 def occupied_voxels(occ: torch.Tensor, free_label: int = DEFAULT_GRID.free_label

@@ -53,3 +53,10 @@ def test_dense_sparse_roundtrip():
     assert torch.equal(sparse_to_dense(coords, labels, 2, (8, 6, 4)), occ)
     x = dense_to_sparse(occ, torch.nn.Embedding(18, 5))
     assert x.features.shape == (3, 5) and list(x.spatial_shape) == [8, 6, 4] and x.batch_size == 2
+
+
+def test_check_occupancy_rejects_negative_labels():
+    occ = np.zeros(DEFAULT_GRID.shape, np.int16)
+    occ[1, 2, 3] = -1
+    with pytest.raises(ValueError, match=r'frame\.npz: label -1 out of range'):
+        check_occupancy(occ, name='frame.npz')
