@@ -122,6 +122,18 @@ def test_camera_visibility_frustum_and_occlusion():
     assert vis[5, 8, 0] and vis[5, 4, 0]                 # 45 degree edges of the frustum
 
 
+def test_voxel_rays_catch_occupied_voxels_between_pixel_rays():
+    g = OccGrid((-2.0, -4.0, 0.0, 8.0, 8.0, 1.0), 1.0)
+    sem = np.full(g.shape, g.free_label, np.uint8)
+    sem[8, 9, 0] = 4                                     # 6 m ahead, 3 m left: in the frustum
+    sem[9, 9, 0] = 4                                     # right behind it
+    cam = _cam_along_x((0.5, 2.5, 0.5))
+    pixel_only = camera_visibility(sem, [cam], g, stride=20, voxel_rays=False)  # 1 ray, on axis
+    both = camera_visibility(sem, [cam], g, stride=20)
+    assert not pixel_only[8, 9, 0] and both[8, 9, 0]
+    assert not both[9, 9, 0]                             # occluded by the first car voxel
+
+
 # ----------------------------------------------------------------------------- real frame
 @pytest.fixture(scope='module')
 def real_frame():

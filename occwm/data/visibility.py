@@ -13,9 +13,9 @@ reasoning"):
   ``../shared/data/occ3d_sample`` has 2,982 of its 39,092 occupied voxels at
   ``mask_lidar == 0``, and none of its camera-visible voxels outside ``mask_lidar``.
 * **Camera visibility** (``mask_camera``): rays from each camera centre through image
-  pixels (every ``stride`` pixels) mark the voxels they cross up to and including the
-  first occupied voxel; voxels outside every frustum or behind an occupied voxel are
-  invisible.
+  pixels (every ``stride`` pixels), and to the centre of every occupied voxel in the
+  frustum, mark the voxels they cross up to and including the first occupied voxel;
+  voxels outside every frustum or behind an occupied voxel are invisible.
 
 Voxel traversal is the exact 3D DDA of Amanatides & Woo (1987), "A Fast Voxel
 Traversal Algorithm for Ray Tracing", vectorised over rays: every iteration advances
@@ -194,13 +194,30 @@ def camera_rays(cam: CameraCalib, stride: int = 8) -> Tuple[np.ndarray, np.ndarr
     return cam.cam2ego[:3, 3].copy(), dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
 
 
+def in_frustum(cam: CameraCalib, points: np.ndarray, min_depth: float = 0.1) -> np.ndarray:
+    """``(N,) bool``: ego-frame ``(N, 3)`` points that project inside the image of ``cam``
+    at a depth over ``min_depth`` metres."""
+    cam_pts = (points - cam.cam2ego[:3, 3]) @ cam.cam2ego[:3, :3]        # (N, 3) camera frame
+    depth = cam_pts[:, 2]
+    uvw = cam_pts @ cam.cam2img.T                                        # (N, 3) homogeneous
+    with np.errstate(divide='ignore', invalid='ignore'):
+        u, v = uvw[:, 0] / depth, uvw[:, 1] / depth
+    W, H = cam.image_size
+    return (depth > min_depth) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+
+
 def camera_visibility(semantics: np.ndarray, cams: Union[Sequence[CameraCalib],
                                                          Mapping[str, CameraCalib]],
-                      grid: OccGrid = DEFAULT_GRID, stride: int = 8) -> np.ndarray:
+                      grid: OccGrid = DEFAULT_GRID, stride: int = 8,
+                      voxel_rays: bool = True) -> np.ndarray:
     """Occ3D camera visibility: voxels seen by some camera before occlusion.
 
     Rays from each camera centre through every ``stride``-th pixel mark the voxels they
-    cross up to and including the first occupied voxel (``semantics != free``).
+    cross up to and including the first occupied voxel (``semantics != free``). With
+    ``voxel_rays``, each camera also casts a ray to the centre of every occupied voxel
+    inside its frustum, up to the first occupied voxel, as Occ3D does ("connect each
+    occupied voxel center with the camera center"): distant ground voxels are a pixel
+    tall or less and fall between the pixel rays.
 
     Args:
         semantics: ``(X, Y, Z) uint8`` labels, 17 = free, ego frame.
@@ -214,12 +231,15 @@ def camera_visibility(semantics: np.ndarray, cams: Union[Sequence[CameraCalib],
     if semantics.shape != grid.shape:
         raise ValueError(f'semantics shape {semantics.shape} != grid shape {grid.shape}')
     occupied = semantics != grid.free_label
+    centres = grid.voxel_centers(np.argwhere(occupied)) if voxel_rays else np.zeros((0, 3))
     reach = float(np.linalg.norm(np.asarray(grid.shape) * grid.voxel_size))
     seen = np.zeros(grid.shape, bool)
     for cam in (cams.values() if isinstance(cams, Mapping) else cams):
         origin, dirs = camera_rays(cam, stride)
         far = reach + float(np.linalg.norm(origin - grid.origin))        # beyond the grid
         traverse_voxels(origin, origin + far * dirs, grid, stop=occupied, out=seen)
+        targets = centres[in_frustum(cam, centres)]
+        traverse_voxels(origin, targets, grid, stop=occupied, out=seen)
     return seen
 
 
