@@ -120,7 +120,8 @@ def _root_mode(args, out, grid):
                                        info_name=args.info_name, grid=grid,
                                        ray_cast='none' if args.no_ray_cast else args.ray_cast,
                                        skip_missing=args.skip_missing,
-                                       keep_occupancy=args.report, progress=not args.quiet)
+                                       keep_occupancy=args.report, progress=not args.quiet,
+                                       build_options=dict(densify=args.densify))
     except (FileNotFoundError, ValueError, KeyError) as e:
         sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e}\n(root mode needs '
                  f'nuScenes with nuScenes-lidarseg: <root>/<version>/*.json, samples/LIDAR_TOP/, '
@@ -145,8 +146,8 @@ def main(argv=None):
     except ValueError as e:
         sys.exit(f'error: --grid: {e}')
     if args.nusc_root:
-        if args.cam_calib or args.densify:
-            sys.exit('error: --cam-calib and --densify are for folder mode (SRC_DIR) so far')
+        if args.cam_calib:
+            sys.exit('error: --cam-calib is for folder mode (SRC_DIR) so far')
         return _root_mode(args, out, grid)
     try:
         cams = None if args.cam_calib is None else load_cam_calib(args.cam_calib, args.cam_index)
