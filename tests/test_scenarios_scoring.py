@@ -155,11 +155,15 @@ def test_score_recorded_poses_offroad_pedestrian_and_rear_hit():
     assert sc.summary()['first_offroad_s'] == 2.5
     # the pedestrian column (1.0, -1.4) is 1.3 m below the box's y = -0.1 edge at k = 0
     assert sc.clearance_pedestrian[0] == pytest.approx(1.3)
-    # a car only behind the rear axle: a collision, not at fault
-    rear = _world(car_x=(-0.3, -0.1), car_y=(-0.3, 0.3))
+    # footprint x in [-0.5, 1.5] (centre 0.5) moving at 1 m/s: a car in its rear half
+    # (column x = 0.2) is hitting the ego; one in its front half (1.0) is the ego's fault;
+    # a stopped ego is never at fault
     cfg = ScoringConfig(ego_length=2.0, ego_width=1.0, ego_rear=0.5, auto_ground=False)
-    sc = score_trajectory(rear[None], np.zeros((1, 3)), np.zeros((1, 3)), cfg, TINY_GRID)
-    assert sc.collision.tolist() == [True] and not sc.summary()['at_fault_collision']
+    for car_x, pose, fault in (((0.1, 0.3), [0.5, 0, 0], False), ((0.9, 1.1), [0.5, 0, 0], True),
+                               ((0.9, 1.1), [0.0, 0, 0], False)):
+        occ = _world(car_x=car_x, car_y=(-0.3, 0.3))  # in the ego frame of the pose
+        sc = score_trajectory(occ[None], np.array([pose]), None, cfg, TINY_GRID)
+        assert sc.collision.tolist() == [True] and sc.summary()['at_fault_collision'] == fault
 
 
 def test_aggregate_over_samples():

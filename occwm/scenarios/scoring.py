@@ -77,6 +77,7 @@ class ScoringConfig:
     offroad_frac: float = 0.1         # offroad: this fraction of the footprint off the road
     ttc_horizon: float = 3.0          # s; a longer time to collision is reported as none
     lagged: bool = True               # also test frame k - 1 (module docstring)
+    stopped_speed: float = 0.5        # m/s; a collision below it is not the ego's fault
     dt: float = DT                    # s between trajectory poses
 
     @property
@@ -217,10 +218,11 @@ class RolloutScore:
     metres (inf: none in the grid); ``ttc`` seconds (inf: none within the horizon);
     ``offroad_frac`` fraction of the footprint on non-driveable ground;
     ``collision_now`` / ``collision_lagged`` the two halves of ``collision`` (obstacle of
-    frame k / of frame k - 1); ``at_fault``: a collision with an obstacle at or ahead of
-    the rear axle (one only behind it is being hit from behind: the recorded agents do
-    not react to the ego, as in nuPlan's non-reactive replay, whose at-fault rule this
-    simplifies); plus the trajectory ``traj`` ``(H, 3)`` and ``dt``."""
+    frame k / of frame k - 1); ``at_fault``: a collision while the ego moves (faster than
+    ``ScoringConfig.stopped_speed``) with an obstacle in the front half of the footprint
+    (a simplification of nuPlan's at-fault rule: a stopped ego, or one hit only in its
+    rear half, is being hit: recorded agents do not react to the ego, as in nuPlan's
+    non-reactive replay); plus the trajectory ``traj`` ``(H, 3)`` and ``dt``."""
     collision: np.ndarray
     at_fault: np.ndarray
     collision_now: np.ndarray
@@ -268,13 +270,14 @@ class RolloutScore:
 def _hits(obstacle: np.ndarray, pose: np.ndarray, cfg: ScoringConfig, grid: OccGrid
           ) -> Tuple[bool, bool]:
     """Whether the footprint at ``pose`` covers an ``obstacle`` ``(X, Y)`` column, and
-    whether one of those is at or ahead of the rear axle (box-frame x >= 0)."""
+    whether one of those lies in the front half of the footprint."""
     cx, cy = cell_centres(grid)
     i, j = np.nonzero(obstacle & footprint_mask(pose, cfg, grid))
     if not len(i):
         return False, False
     qx, _ = to_box_frame(np.asarray(pose, np.float64), cx[i], cy[j])
-    return True, bool((qx >= 0).any())
+    x0, x1, _, _ = cfg.footprint
+    return True, bool((qx >= 0.5 * (x0 + x1)).any())
 
 
 def trajectory_speeds(traj: np.ndarray, dt: float = DT) -> np.ndarray:
@@ -332,7 +335,7 @@ def score_trajectory(occ: np.ndarray, traj: np.ndarray, frame_poses: Optional[np
                 prev_maps.obstacle, relative(prev_pose, traj[k]), cfg, grid)
             front = front or front_prev
         out['collision'][k] = out['collision_now'][k] or out['collision_lagged'][k]
-        out['at_fault'][k] = front
+        out['at_fault'][k] = out['collision'][k] and front and speeds[k] > cfg.stopped_speed
         prev_maps, prev_pose = maps, frame_poses[k]
         n = max(int(foot.sum()), 1)
         out['offroad_frac'][k] = float(((maps.ground == 0) & foot).sum()) / n
