@@ -160,8 +160,10 @@ def main(argv=None):
         dt = time.perf_counter() - t0
         if args.gt:
             t_gt, n_gt = t_gt + dt, n_gt + len(results)
-        else:
-            t_model, n_model = t_model + dt, n_model + len(trajs) * args.k
+        else:  # RolloutResult.seconds: sampling time per rollout; the rest is scoring
+            n = len(trajs) * args.k
+            t_model, n_model = t_model + results[0].seconds * n, n_model + n
+            t_gt, n_gt = t_gt + dt - results[0].seconds * n, n_gt + len(results)
         if args.search:
             base = args.search_trajectory or next(iter(trajs))
             if base not in trajs:
@@ -188,7 +190,7 @@ def main(argv=None):
     bar.close()
 
     timings = dict(seconds_per_model_rollout=t_model / n_model if n_model else None,
-                   seconds_per_gt_scoring=t_gt / n_gt if n_gt else None,
+                   seconds_per_scoring=t_gt / n_gt if n_gt else None,
                    seconds_writing_per_window=t_write / len(windows),
                    device=args.device, torch_threads=torch.get_num_threads())
     settings = dict(source='gt' if args.gt else 'model', config=args.config,

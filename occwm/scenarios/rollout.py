@@ -82,7 +82,8 @@ class RolloutResult:
     """One scored rollout: trajectory ``trajectory`` of window ``scene`` / ``token``,
     ``source`` ``'model'`` (sample ``sample`` of the forecaster) or ``'gt'`` (the recorded
     future, sample 0); ``summary`` (``RolloutScore.summary``) and ``score``; ``occ``
-    ``(H, X, Y, Z) uint8`` the scored frames when kept."""
+    ``(H, X, Y, Z) uint8`` the scored frames when kept; ``seconds``: sampling time per
+    rollout of its ``evaluate`` call (model rows)."""
     scene: str
     token: str
     trajectory: str
