@@ -116,7 +116,10 @@ def test_legend_and_canvas():
     assert strip.shape[1] == 300 and strip.shape[0] > 2 * 26  # wrapped into rows
     assert np.any(np.all(strip == OCC3D_PALETTE[CAR], axis=-1))
     with pytest.raises(ValueError, match='no room'):
-        canvas.panel_size((40, 40), 3, legend_h=30)
+        canvas.panel_layout((40, 40), 3, legend_h=30)
+    assert canvas.panel_layout((1280, 720), 3, 44)[:2] == (1, 3)
+    rows, cols, w, h = canvas.panel_layout((1280, 720), 5, 44)  # 5 samples: 2 rows of 3
+    assert (rows, cols) == (2, 3) and w == (1280 - 8) // 3 and h == (720 - 44 - 44 - 4) // 2
 
 
 def test_interactive_keys():
@@ -183,3 +186,43 @@ def test_tool_outputs(scene, tmp_path, capsys, monkeypatch, renderer):  # noqa: 
         visualize.main([*data, '--window', '99', '--out', str(tmp_path / 'x.png')])
     with pytest.raises(SystemExit, match='extension'):
         visualize.main([labels, '--out', str(tmp_path / 'x.tiff')])
+
+
+def test_interactive_window_steps_with_keys(monkeypatch):
+    """Needs a display (e.g. xvfb-run); the key presses are simulated by calling the
+    registered callbacks."""
+    import open3d as o3d
+
+    from occwm.visualization import interactive as it
+    if not it.has_display():
+        pytest.skip('no display')
+    real = o3d.visualization.VisualizerWithKeyCallback
+    shown = []
+
+    class Driven:  # pybind11 classes cannot be subclassed here: wrap one
+        def __init__(self):
+            self.vis, self.callbacks = real(), {}
+
+        def __getattr__(self, name):
+            return getattr(self.vis, name)
+
+        def register_key_callback(self, key, fn):
+            self.callbacks[key] = fn
+
+        def run(self):
+            for key in (it.KEY_RIGHT, it.KEY_N, it.KEY_RIGHT, it.KEY_P, it.KEY_Q):
+                self.callbacks[key](self.vis)
+
+    monkeypatch.setattr(o3d.visualization, 'VisualizerWithKeyCallback', Driven)
+    win = small_window()
+    step, titles = it.timeline_steps(win)
+
+    def counted(k):
+        shown.append(k)
+        return step(k)
+    try:
+        it.show_timeline(counted, titles, (320, 180))
+    except RuntimeError as e:
+        pytest.skip(f'no window: {e}')
+    assert shown == [0, 1, 2, 3]  # each step built once (cached), 3 -> 2 reuses the cache
+    assert titles[2] == 't = +0.5 s: Ground truth | Forecast | Errors (left to right)'

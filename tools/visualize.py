@@ -92,6 +92,15 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def frame_title(path: str) -> str:
+    """``<scene> / <token>`` of an Occ3D ``gts/<scene>/<token>/labels.npz``, else the
+    file name."""
+    parts = os.path.abspath(path).split(os.sep)
+    if parts[-1] == 'labels.npz' and len(parts) >= 3:
+        return f'{parts[-3]} / {parts[-2]}'
+    return os.path.basename(path)
+
+
 def load(args):
     """``(window, title, single_frame)`` for the inputs of the command line."""
     has_data = bool(args.data_root and args.infos)
@@ -114,7 +123,7 @@ def load(args):
             sys.exit(f'error: {args.inputs[0]} is a single frame; give one frame, or forecast '
                      f'files (T, X, Y, Z) of one window')
         win = figures.Window(past=first[None], masks=None if mask is None else mask[None])
-        return win, args.inputs[0], True
+        return win, frame_title(args.inputs[0]), True
     return (*sources.forecast_window(args.inputs, args.data_root, args.infos, args.num_past),
             False)
 

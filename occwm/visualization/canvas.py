@@ -162,26 +162,38 @@ def grid_image(panels: Sequence[Sequence[Optional[np.ndarray]]],
 
 def video_frame(panels: Sequence[np.ndarray], size: Tuple[int, int], title: str,
                 legend_img: np.ndarray, font: int = 24) -> np.ndarray:
-    """One video frame of fixed ``size = (W, H)``: ``title`` on top, the panels side by
-    side (from :func:`panel_size`), ``legend_img`` (a :func:`legend_strip` of width W)
-    at the bottom."""
+    """One video frame of fixed ``size = (W, H)``: ``title`` on top, the panels (all of
+    the size :func:`panel_layout` gives for their number) in a grid of rows, and
+    ``legend_img`` (a :func:`legend_strip` of width W) at the bottom."""
     W, H = size
     img = np.full((H, W, 3), WHITE, dtype=np.uint8)
     draw_text(img, title, (12, 8), font, halo=None)
+    rows, cols, w, h = panel_layout(size, len(panels), legend_img.shape[0], font)
     top = font + 20
-    x = 0
-    for p in panels:
-        img[top:top + p.shape[0], x:x + p.shape[1]] = p
-        x += p.shape[1] + 4
+    for i, p in enumerate(panels):
+        y, x = top + (i // cols) * (h + 4), (i % cols) * (w + 4)
+        img[y:y + p.shape[0], x:x + p.shape[1]] = p
     lh = min(legend_img.shape[0], H)
     img[H - lh:] = legend_img[:lh, :W]
     return img
 
 
-def panel_size(size: Tuple[int, int], n: int, legend_h: int, font: int = 24) -> Tuple[int, int]:
-    """``(w, h)`` of each of ``n`` side-by-side panels in a :func:`video_frame`."""
+def panel_layout(size: Tuple[int, int], n: int, legend_h: int, font: int = 24
+                 ) -> Tuple[int, int, int, int]:
+    """``(rows, cols, w, h)``: the grid of ``n`` panels in a :func:`video_frame` of
+    ``size = (W, H)`` that gives the largest square-ish panels (4 px gaps).
+
+    Raises:
+        ValueError: the frame leaves no room for the panels.
+    """
     W, H = size
-    w, h = (W - 4 * (n - 1)) // n, H - (font + 20) - legend_h
-    if w < 16 or h < 16:
+    avail = H - (font + 20) - legend_h
+    best = None
+    for rows in range(1, n + 1):
+        cols = -(-n // rows)  # ceil
+        w, h = (W - 4 * (cols - 1)) // cols, (avail - 4 * (rows - 1)) // rows
+        if best is None or min(w, h) > min(best[2], best[3]):
+            best = (rows, cols, w, h)
+    if best is None or min(best[2], best[3]) < 16:
         raise ValueError(f'frame size {size} leaves no room for {n} panels')
-    return w, h
+    return best

@@ -124,7 +124,7 @@ class _Panels:
         self.semantic, self.show_ego = semantic, show_ego
 
     def _draw(self, occ, k: int, mask=None, errors=False, label='', view=None) -> np.ndarray:
-        row = self.win.traj_row(k)
+        row = None if errors else self.win.traj_row(k)  # red would read as false positives
         img = render_occupancy(occ, self.grid, view=view or self.view,
                                traj=self.win.traj if row is not None else None,
                                traj_index=row, show_ego=self.show_ego, renderer=self.r,
@@ -252,8 +252,9 @@ def window_video(win: Window, size: Tuple[int, int] = (1280, 720), view: Union[s
     """Video frames of a window, one per time step (past steps first).
 
     Each frame of ``size = (W, H)`` pixels shows the panels ground truth | forecast
-    sample(s) | errors of the first sample side by side (only ground truth without
-    forecasts), the time in the title and on every panel, and the legend underneath.
+    sample(s) | errors of the first sample side by side, in rows when there are many
+    samples (only ground truth without forecasts), the time in the title and on every
+    panel, and the legend underneath.
     With ``orbit_step`` (degrees per frame) the camera circles the ego (orbit view).
 
     Returns:
@@ -262,7 +263,7 @@ def window_video(win: Window, size: Tuple[int, int] = (1280, 720), view: Union[s
     rows = _rows(win, errors)
     entries = legend_entries(win, any(k == 'errors' for k, _, _ in rows), semantic, grid)
     legend = canvas.legend_strip(entries, size[0], 16)
-    pw, ph = canvas.panel_size(size, len(rows), legend.shape[0])
+    _, _, pw, ph = canvas.panel_layout(size, len(rows), legend.shape[0])
     out = []
     with _renderer_of((pw, ph), renderer) as r:
         draw = _Panels(win, r, view, grid, semantic)
@@ -301,7 +302,7 @@ def _single_frame(occ, size, views, mask, traj, title, grid, renderer, progress)
     win = Window(past=to_numpy(occ)[None], masks=None if mask is None else to_numpy(mask)[None])
     entries = legend_entries(win, False, grid=grid) + canvas.extra_entries(False, traj is not None)
     legend = canvas.legend_strip(entries, size[0], 16)
-    pw, ph = canvas.panel_size(size, 1, legend.shape[0])
+    _, _, pw, ph = canvas.panel_layout(size, 1, legend.shape[0])
     out = []
     with _renderer_of((pw, ph), renderer) as r:
         for view in _progress(views, progress, 'frames'):

@@ -38,13 +38,26 @@ def next_index(current: int, key: int, n: int) -> int:
     return current
 
 
-def side_by_side(panels: Sequence[list]) -> list:
+def grid_outline(grid, color: Sequence[int] = (150, 150, 150)):
+    """The ground rectangle of ``grid`` (an ``OccGrid``) as a grey ``LineSet`` at its
+    lowest z, ego frame; it marks a panel's extent and keeps every step's bounds equal."""
+    import open3d as o3d
+    x0, y0, z0, x1, y1, _ = grid.point_cloud_range
+    pts = np.array([[x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0]])  # (4, 3)
+    ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(pts),
+                              o3d.utility.Vector2iVector([[0, 1], [1, 2], [2, 3], [3, 0]]))
+    ls.colors = o3d.utility.Vector3dVector(np.tile(np.asarray(color) / 255.0, (4, 1)))
+    return ls
+
+
+def side_by_side(panels: Sequence[list], grid=None) -> list:
     """Geometries of several panels, panel ``i`` moved ``i * PANEL_SPACING`` metres to
-    the right (-y); the input geometries are not modified."""
+    the right (-y), each with the outline of ``grid`` when given; the input geometries
+    are not modified."""
     import copy
     out = []
     for i, geoms in enumerate(panels):
-        for g in geoms:
+        for g in list(geoms) + ([grid_outline(grid)] if grid is not None else []):
             g = copy.deepcopy(g)
             g.translate(np.array([0.0, -PANEL_SPACING * i, 0.0]))
             out.append(g)
@@ -97,9 +110,12 @@ def show_timeline(step: Callable[[int], list], titles: Sequence[str],
     vis.register_key_callback(KEY_Q, lambda v: v.close() or False)
     show(0, reset=True)
     ctrl = vis.get_view_control()
+    points = np.concatenate([np.asarray(g.get_axis_aligned_bounding_box().get_box_points())
+                             for g in cache[0] if not g.is_empty()])  # (8G, 3)
+    ctrl.set_lookat((points.min(0) + points.max(0)) / 2)
     ctrl.set_front([-0.7, 0.0, 0.7])
     ctrl.set_up([0.0, 0.0, 1.0])
-    ctrl.set_zoom(0.45)
+    ctrl.set_zoom(0.6)
     print('keys: right / N next frame, left / P previous, Q quit', flush=True)
     vis.run()
     vis.destroy_window()
@@ -132,9 +148,9 @@ def timeline_steps(win, errors: bool = True, semantic: bool = True, grid=None
                 mask, err = None, True
             else:
                 occ = None
-            panels.append([] if occ is None else
-                          scene_geometries(occ, grid, traj, True, mask, row, err))
-        return side_by_side(panels)
+            panels.append([] if occ is None else scene_geometries(
+                occ, grid, None if err else traj, True, mask, row, err))
+        return side_by_side(panels, grid)
 
     names = ' | '.join(name for _, name, _ in rows)
     titles = [f't = {win.time_label(k)}: {names} (left to right)' for k in range(len(win))]
