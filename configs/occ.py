@@ -25,11 +25,13 @@ val_dataloader = dict(
     dataset=dict(type='OccForecastDataset', data_root={{_base_.data_root}}, ann_file={{_base_.val_ann_file}},
                  num_past={{_base_.num_past}}, num_future={{_base_.num_future}}, stride=3, pipeline={{_base_.pipeline}},
                  test_mode=True))
-test_dataloader = val_dataloader
 # IoU / mIoU of every future frame, averaged over 1 s, 2 s, 3 s (frames 2, 4, 6), with the
-# copy-last and ego-motion-warp baselines. The test metric and windows follow a published
-# protocol: 'occworld' (default), 'dome' or 'i2world', mask None / 'camera' / 'lidar'
-# (occwm/evaluation/protocols.py); tools/test.py --protocol / --mask switch both.
+# copy-last and ego-motion-warp baselines. The test windows and metric follow a published
+# protocol: 'occworld' (below: every window but OccWorld's last, scenes never cut),
+# 'dome' or 'i2world', mask None / 'camera' / 'lidar' (occwm/evaluation/protocols.py);
+# tools/test.py --protocol / --mask switch both. Validation is a quick look (stride 3).
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], stride=1,
+                                                    window_rule='occworld', max_gap_s=1e9))
 val_evaluator = dict(type='OccMetric', protocol='occworld')
 test_evaluator = dict(type='OccMetric', protocol='occworld', mask=None)
 

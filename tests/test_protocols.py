@@ -261,3 +261,52 @@ def test_predict_follows_the_windows_num_past_and_horizon():
     model.decode_present = True
     res = model(batch, metas, mode='predict')[0]
     assert res['pred_present'].shape == (16, 16, 2) and torch.equal(res['gt_present'], batch['occ'][0, 1])
+
+
+LENGTHS = (13, 14, 10, 9, 11)
+
+
+@pytest.fixture(scope='module')
+def tiny_scenes(tmp_path_factory):
+    from tests.helpers import write_tiny_scenes
+    root = tmp_path_factory.mktemp('tiny')
+    return root, write_tiny_scenes(root, lengths=LENGTHS)
+
+
+@pytest.mark.parametrize('protocol', ['occworld', 'dome', 'i2world'])
+def test_dataset_windows_follow_the_protocol(protocol, tiny_scenes):
+    from occwm.data import OccForecastDataset
+    from occwm.evaluation.from_files import list_windows
+    tmp_path, ann = tiny_scenes
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        type='OccForecastDataset', ann_file=ann, data_root=str(tmp_path), pipeline=[])),
+        test_evaluator=dict(type='OccMetric')))
+    apply_protocol(cfg, protocol)
+    ds_cfg = dict(cfg.test_dataloader.dataset)
+    ds_cfg.pop('type')
+    ds = OccForecastDataset(**ds_cfg)
+    assert len(ds) == sum(num_windows(L, protocol) for L in LENGTHS)
+    presents = [(d['scene_name'], d['tokens'][d['num_past'] - 1]) for d in
+                (ds.get_data_info(i) for i in range(len(ds)))]
+    files = [(w.scene, w.frames[w.present]['token']) for w in list_windows(ann, 'out', protocol)]
+    assert presents == files  # the same windows as tools/eval_occ.py expects files for
+    if protocol == 'dome':
+        assert ds.get_data_info(0)['num_past'] == 4 and presents[0][1] == 'tiny-0-003'
+    with pytest.raises(ValueError, match='window_rule'):
+        OccForecastDataset(ann_file=ann, data_root=str(tmp_path), window_rule='last')
+
+
+@pytest.mark.parametrize('config', ['occ.py', 'occ_nuscenes.py'])
+def test_config_test_set_is_the_occworld_protocol(config, tiny_scenes):
+    from mmengine.registry import init_default_scope
+
+    from occwm.registry import DATASETS, METRICS
+    from tests.conftest import REPO
+    init_default_scope('occwm')
+    cfg = Config.fromfile(f'{REPO}/configs/{config}')
+    tmp_path, ann = tiny_scenes
+    ds = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=str(tmp_path), ann_file=ann,
+                             pipeline=[]))
+    assert len(ds) == sum(num_windows(L, 'occworld') for L in LENGTHS)
+    metric = METRICS.build(cfg.test_evaluator)
+    assert (metric.protocol, metric.absent_class_iou, metric.mask) == ('occworld', 1.0, None)

@@ -1,31 +1,43 @@
 """Evaluate a checkpoint: python tools/test.py CONFIG CHECKPOINT [options].
 
-Prints IoU and mIoU per horizon (OccWorld protocol: 1 s / 2 s / 3 s = future frames
-2, 4, 6, true/false positives summed over all windows) for the model and the
-copy-last-frame baseline; with configs/vae.py, the tokenizer's reconstruction
-IoU / mIoU.
+Forecaster (configs/occ.py): IoU and mIoU of every future frame under a published
+protocol (``--protocol occworld`` default, ``dome``, ``i2world``; ``--mask camera`` /
+``lidar`` optional), averaged over 1 s / 2 s / 3 s, for the model beside the copy-last
+and ego-motion-warp baselines; per-class IoU per frame. Tokenizer (configs/vae.py):
+reconstruction IoU / mIoU of every frame of the test set. ``--out-json`` / ``--out-md``
+save the report (schema: README, "Evaluation protocols"). Multi-GPU:
+``torchrun --nproc_per_node N tools/test.py CONFIG CKPT --launcher pytorch`` gives the
+same numbers as one process.
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
-import occwm.compat  # noqa: E402,F401
+from occwm.evaluation.protocols import MASKS, PROTOCOLS, apply_protocol  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Evaluate an occwm checkpoint.')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, e.g. configs/occ.py')
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('--protocol', choices=sorted(PROTOCOLS),
+                        help="evaluation protocol (default: the config's, occworld)")
+    parser.add_argument('--mask', choices=MASKS,
+                        help="count only camera / LiDAR-visible voxels (default: the config's, none)")
+    parser.add_argument('--num-future', type=int,
+                        help='forecast this many frames (autoregressive rollout past 6; '
+                             'metrics per frame)')
     parser.add_argument('--work-dir', help='folder for the evaluation logs')
-    parser.add_argument('--out-json', help='also write the metrics to this JSON file')
+    parser.add_argument('--out-json', help='write the report (and the flat metrics) as JSON')
+    parser.add_argument('--out-md', help='write the report as Markdown')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. test_dataloader.dataset.stride=1')
+                        help='override config keys, applied last, e.g. '
+                             'test_dataloader.dataset.scenes=[scene-0103]')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed evaluation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -38,8 +50,17 @@ def main(argv=None):
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found')
+    import occwm.compat  # noqa: F401
+    from mmengine.runner import Runner
+    from occwm.evaluation.report import write_report
+
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    forecaster = cfg.model.get('type') == 'OccForecaster'
+    preset = apply_protocol(cfg, args.protocol, args.mask, windows=forecaster,
+                            num_future=args.num_future)
+    if forecaster:
+        cfg.model.decode_present = preset['present_frame']  # I²-World's 0 s
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if 'tokenizer_ckpt' in cfg.model:
@@ -50,11 +71,14 @@ def main(argv=None):
     cfg.resume = False
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    if args.out_json:
-        from occwm.data.layout import atomic_path
-        with atomic_path(args.out_json) as tmp, open(tmp, 'w') as f:
-            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
-        print(f'metrics written to {args.out_json}')
+    report = getattr(runner.test_evaluator.metrics[0], 'last_report', None)
+    if report is None:  # ranks other than 0
+        return
+    write_report(report, args.out_json, args.out_md,
+                 extra={k: float(v) for k, v in metrics.items()})
+    for path in (args.out_json, args.out_md):
+        if path:
+            print(f'report written to {os.path.abspath(path)}')
 
 
 if __name__ == '__main__':

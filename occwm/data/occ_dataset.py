@@ -16,6 +16,7 @@ from mmengine.dataset import BaseDataset
 
 from occwm.data.info_layouts import DEFAULT_MAX_GAP_S, SPLIT_SEP, load_infos
 from occwm.data.layout import ego2global_of
+from occwm.evaluation.protocols import window_starts
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
 from occwm.registry import DATASETS
@@ -27,9 +28,9 @@ class OccForecastDataset(BaseDataset):
 
     Window ``i`` is fixed at construction: ``__getitem__(i)`` always returns the same
     frames (randomness only in seeded transforms). A scene of ``L`` frames gives
-    ``len(range(0, L - T + 1, stride))`` windows with ``T = num_past + num_future``;
-    shorter scenes give none. The present frame is the last past frame,
-    ``num_past - 1``.
+    ``len(range(0, L - T + 1, stride))`` windows with ``T = num_past + num_future``
+    (``window_rule='all'``); shorter scenes give none. The present frame is the last
+    past frame, ``num_past - 1``.
 
     Args:
         ann_file: info pkl of any supported layout (relative to ``data_root`` unless
@@ -44,6 +45,9 @@ class OccForecastDataset(BaseDataset):
         num_past: past frames including the present (default 5, OccWorld protocol).
         num_future: future frames (default 6: 0.5 s ... 3 s).
         stride: frames between window starts (default 1: every window).
+        window_rule: which windows of a scene (``occwm.evaluation.protocols.window_starts``):
+            ``'all'`` (default; I²-World), ``'occworld'`` (``L - 12`` windows for T = 11,
+            as OccWorld's test set) or ``'first'`` (DOME: one per scene).
         scenes: optional list of scene names to keep (a name also keeps the parts
             ``<scene>@k`` of a scene cut at time gaps).
         **kwargs: ``pipeline``, ``test_mode``, ``indices`` ... of mmengine's ``BaseDataset``.
@@ -66,11 +70,13 @@ class OccForecastDataset(BaseDataset):
     def __init__(self, ann_file: str, data_root: str = '', num_past: int = 5,
                  num_future: int = 6, stride: int = 1, scenes: Optional[List[str]] = None,
                  layout: str = 'auto', scene_names: Optional[Dict[str, str]] = None,
-                 max_gap_s: float = DEFAULT_MAX_GAP_S, **kwargs):
+                 max_gap_s: float = DEFAULT_MAX_GAP_S, window_rule: str = 'all', **kwargs):
         if num_past < 1 or num_future < 0 or stride < 1:
             raise ValueError(f'need num_past >= 1, num_future >= 0, stride >= 1; got '
                              f'{num_past}, {num_future}, {stride}')
+        window_starts(0, 1, window_rule)  # raises on an unknown rule
         self.num_past, self.num_future, self.stride = num_past, num_future, stride
+        self.window_rule = window_rule
         self.scenes = scenes
         self.layout, self.scene_names, self.max_gap_s = layout, scene_names, max_gap_s
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
@@ -90,10 +96,11 @@ class OccForecastDataset(BaseDataset):
             if self.scenes is not None and not (
                     scene_name in self.scenes or scene_name.split(SPLIT_SEP)[0] in self.scenes):
                 continue
-            if len(frames) < T:
+            starts = window_starts(len(frames), T, self.window_rule, self.stride)
+            if not starts:
                 continue
             poses = np.stack([ego2global_of(f) for f in frames])  # (L, 4, 4)
-            for start in range(0, len(frames) - T + 1, self.stride):
+            for start in starts:
                 win = frames[start:start + T]
                 ego2global = poses[start:start + T]
                 data_list.append(dict(

@@ -7,9 +7,11 @@ Layout (what ``tools/forecast.py`` writes)::
                                            present frame (its last past frame)
     <gt_root>/<scene_name>/<token>/labels.npz   Occ3D ground truth (data/nuscenes/gts)
 
-The windows come from the info pkl and the protocol (``protocols.window_starts``); a
-frame needs only ``token``, ``timestamp`` and ``ego2global_translation / _rotation``
-(the trajectory of the warp baseline is computed from the ego poses).
+The windows come from the info pkl and the protocol (``protocols.window_starts``). The
+pkl may be of any layout ``occwm.data.info_layouts.load_infos`` reads (OccWorld's,
+DOME's, I²-World's, ...), scenes taken whole as the protocols do; a frame needs only
+``token``, ``timestamp`` and the ``ego2global`` / ``lidar2ego`` poses (the trajectory
+of the warp baseline is computed from the ego poses).
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from typing import Iterator, List, Optional
 import numpy as np
 import torch
 
-from occwm.data.layout import ego2global_of, load_labels, load_scene_infos
+from occwm.data.info_layouts import load_infos
+from occwm.data.layout import ego2global_of, load_labels
 from occwm.evaluation.baselines import baseline_forecasts
 from occwm.evaluation.occ_metric import OccMetric
-from occwm.evaluation.protocols import check_mask, get_protocol, window_starts
+from occwm.evaluation.protocols import NO_GAP_CUT_S, check_mask, get_protocol, window_starts
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import DEFAULT_GRID, OccGrid
 
@@ -55,12 +58,12 @@ def list_windows(infos_path: str, pred_root: str, protocol: str = 'occworld',
     """The protocol's windows of every scene of an info pkl, scenes in pkl order.
 
     Raises:
-        FileNotFoundError / ValueError naming the pkl (``layout.load_scene_infos``).
+        FileNotFoundError / ValueError naming the pkl (``info_layouts.load_infos``).
     """
     p = get_protocol(protocol)
     P, T_f = p['num_past'], num_future or p['num_future']
     out = []
-    for scene, frames in load_scene_infos(infos_path).items():
+    for scene, frames in load_infos(infos_path, max_gap_s=NO_GAP_CUT_S).items():
         for s in window_starts(len(frames), P + T_f, p['window_rule']):
             token = frames[s + P - 1]['token']
             out.append(Window(scene, frames, s, P, T_f, prediction_path(pred_root, scene, token)))
@@ -104,8 +107,8 @@ def _scene_frames(gt_root: str, w: Window, keys, grid: OccGrid, cache: dict) -> 
         cache['scene'] = w.scene
     for k in range(w.start + w.num_past - 1, w.start + w.num_past + w.num_future):
         if k not in cache:
-            token = w.frames[k]['token']
-            cache[k] = load_labels(os.path.join(gt_root, w.scene, token, 'labels.npz'), grid, keys)
+            folder, token = w.frames[k]['occ_path'].split('/')[-2:]  # 'gts/<scene>/<token>'
+            cache[k] = load_labels(os.path.join(gt_root, folder, token, 'labels.npz'), grid, keys)
         yield cache[k]
 
 

@@ -58,6 +58,7 @@ WINDOW_RULES = ('all', 'occworld', 'first')
 MASKS = ('none', 'camera', 'lidar')
 DEFAULT_PROTOCOL = 'occworld'
 FRAME_INTERVAL = 0.5  # seconds between frames (nuScenes keyframes, 2 Hz)
+NO_GAP_CUT_S = 1e9  # max_gap_s of OccForecastDataset / load_infos that never cuts a scene
 
 
 def get_protocol(name: str) -> dict:
@@ -134,8 +135,9 @@ def apply_protocol(cfg, protocol: Optional[str] = None, mask: Optional[str] = No
 
     ``cfg.test_evaluator`` gets ``protocol`` and ``mask``; with ``windows`` (a
     forecaster config) ``cfg.test_dataloader.dataset`` gets the protocol's
-    ``num_past``, ``num_future`` (or ``num_future``) and ``window_rule``; the test set
-    gets stride 1 (every window, or every frame for a tokenizer); with a mask the
+    ``num_past``, ``num_future`` (or ``num_future``) and ``window_rule``, and scenes are
+    not cut at time gaps (``max_gap_s``: none of the three loaders cuts a scene); the
+    test set gets stride 1 (every window, or every frame for a tokenizer); with a mask the
     pipeline's ``LoadOccWindow`` loads the masks.
 
     Args:
@@ -161,6 +163,7 @@ def apply_protocol(cfg, protocol: Optional[str] = None, mask: Optional[str] = No
         ds.num_past = preset['num_past']
         ds.num_future = num_future or preset['num_future']
         ds.window_rule = preset['window_rule']
+        ds.max_gap_s = NO_GAP_CUT_S
     if mask is not None:
         for t in ds.get('pipeline') or []:
             if t.get('type') == 'LoadOccWindow':

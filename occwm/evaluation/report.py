@@ -184,7 +184,7 @@ def format_text(report: dict) -> str:
 
 def format_markdown(report: dict) -> str:
     """The same tables in Markdown, with per-class tables for every method."""
-    lines = [f'# Occupancy forecasting evaluation', '', _title(report) + '.', '']
+    lines = ['# Occupancy forecasting evaluation', '', _title(report) + '.', '']
     for key, title in (('miou', 'mIoU (%)'), ('iou', 'IoU (%)')):
         lines += [f'## {title}', '', _md(_header(report, 'method'), summary_rows(report, key)), '']
     for name, s in methods_of(report).items():
