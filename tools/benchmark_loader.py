@@ -51,7 +51,7 @@ def parse_args(argv=None):
     p.add_argument('--flip-prob', type=float, default=0.5,
                    help='RandomFlipRotateOcc flip_y_prob in the DataLoader runs (default 0.5)')
     p.add_argument('--stage-windows', type=int, default=16,
-                   help='windows timed per stage (default 16)')
+                   help='timed calls per stage, each one window (default 16)')
     p.add_argument('--gpu-step-s', type=float, default=0.1,
                    help='assumed GPU training step time in seconds for one batch '
                         '(default 0.1: see docs/architecture.md)')
@@ -64,8 +64,8 @@ def parse_args(argv=None):
     if args.infos and not os.path.isfile(args.infos):
         p.error(f'--infos {args.infos} not found; build one with tools/build_occupancy.py, '
                 f'tools/make_synthetic.py or tools/create_data.py')
-    if args.batch_size < 1 or args.batches < 1 or min(args.workers) < 0:
-        p.error('--batch-size and --batches must be >= 1, --workers >= 0')
+    if min(args.batch_size, args.batches, args.stage_windows) < 1 or min(args.workers) < 0:
+        p.error('--batch-size, --batches and --stage-windows must be >= 1, --workers >= 0')
     return args
 
 
@@ -87,8 +87,9 @@ def median_ms(fn, n: int, per: int) -> float:
 
 def time_stages(dataset, cache_dir, args):
     """Median ms per frame of each stage of the pipeline, in the main process."""
+    from itertools import cycle
+
     import numpy as np
-    import torch
 
     from occwm.data.augment import RandomFlipRotateOcc
     from occwm.data.layout import load_labels
@@ -98,43 +99,35 @@ def time_stages(dataset, cache_dir, args):
 
     keys = ('semantics', 'mask_lidar', 'mask_camera') if args.with_masks else ('semantics',)
     T = dataset.window_len
-    n = min(args.stage_windows, len(dataset))
-    infos = [dataset.get_data_info(i) for i in range(n)]
+    n = args.stage_windows  # timed calls per stage, cycling over the windows
+    windows = cycle(range(min(n, len(dataset))))
     stages = {}
-    it = iter(range(10**9))
-
-    def info():
-        return infos[next(it) % n]
-    stages['npz decode'] = median_ms(lambda: [load_labels(p, keys=keys)
-                                              for p in info()['occ_paths']], n, T)
+    stages['npz decode'] = median_ms(lambda: [load_labels(p, keys=keys) for p in
+                                              dataset.get_data_info(next(windows))['occ_paths']],
+                                     n, T)
     if cache_dir:
         cache = OccCache(cache_dir)
-        stages['cache load'] = median_ms(lambda: [cache.load(p, keys)
-                                                  for p in info()['occ_paths']], n, T)
-    frames = [load_labels(p, keys=keys) for p in infos[0]['occ_paths']]
+        stages['cache load'] = median_ms(lambda: [cache.load(p, keys) for p in
+                                                  dataset.get_data_info(next(windows))['occ_paths']],
+                                         n, T)
+    frames = [load_labels(p, keys=keys) for p in dataset.get_data_info(0)['occ_paths']]
 
-    def assemble(i=[0]):
-        i[0] += 1
-        res = dataset.get_data_info(i[0] % n)
+    def assemble():
+        res = dataset.get_data_info(next(windows))
         res['occ'] = np.stack([f['semantics'] for f in frames])  # (T, X, Y, Z)
         for k in keys[1:]:
             res[k] = np.stack([f[k] for f in frames])
         return res
     stages['window assembly'] = median_ms(assemble, n, T)
-    windows = [assemble() for _ in range(min(n, args.batch_size))]
-    flip = RandomFlipRotateOcc(flip_y_prob=1.0)
-    stages['augmentation (flip)'] = median_ms(lambda: flip(dict(info(), occ=windows[0]['occ'],
-                                                                **{k: windows[0][k] for k in
-                                                                   keys[1:]})), n, T)
-    pack = PackOccInputs()
-    stages['pack'] = median_ms(lambda: pack(dict(windows[0])), n, T)
-    packed = [pack(dict(w)) for w in windows]
+    flip, pack = RandomFlipRotateOcc(flip_y_prob=1.0), PackOccInputs()
+    batch = [assemble() for _ in range(args.batch_size)]
+    stages['augmentation (flip)'] = median_ms(lambda: flip(dict(batch[0])), n, T)
+    stages['pack'] = median_ms(lambda: pack(dict(batch[0])), n, T)
+    packed = [pack(dict(w)) for w in batch]
     B = len(packed)
-    stages['collate'] = median_ms(lambda: occ_collate(packed), max(3, n // B), B * T)
-    occ = occ_collate(packed)['inputs']['occ']
-    stages['dense -> sparse (model side)'] = median_ms(
-        lambda: occupied_voxels(occ.flatten(0, 1)), 3, B * T)  # (B*T, X, Y, Z)
-    del torch
+    stages['collate'] = median_ms(lambda: occ_collate(packed), 5, B * T)
+    occ = occ_collate(packed)['inputs']['occ'].flatten(0, 1)  # (B*T, X, Y, Z)
+    stages['dense -> sparse (model side)'] = median_ms(lambda: occupied_voxels(occ), 3, B * T)
     return stages
 
 
@@ -147,21 +140,20 @@ def time_loader(dataset, workers: int, args):
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=workers,
                         collate_fn=occ_collate, persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(0))
-    frames_per_batch = args.batch_size * dataset.window_len
     t0 = time.perf_counter()
     it = iter(loader)
     next(it)
     first = time.perf_counter() - t0
-    got, t1 = 0, time.perf_counter()
+    got, frames, t1 = 0, 0, time.perf_counter()
     while got < args.batches:
         try:
-            batch = next(it)
+            occ = next(it)['inputs']['occ']  # (B, T, X, Y, Z) uint8
         except StopIteration:
             it = iter(loader)
             continue
-        assert batch['inputs']['occ'].dtype == torch.uint8
+        frames += occ.shape[0] * occ.shape[1]
         got += 1
-    rate = got * frames_per_batch / (time.perf_counter() - t1)
+    rate = frames / (time.perf_counter() - t1)
     del it, loader
     return rate, first
 

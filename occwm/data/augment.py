@@ -41,7 +41,8 @@ from occwm.geometry import wrap_angle
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.registry import TRANSFORMS
 
-# Grids of the window and the value for voxels with no source (small yaw only).
+# Grids of a window that the augmentation moves (where a small yaw leaves a voxel without a
+# source: free in occ, 0 = not observed in the masks).
 GRID_KEYS: Tuple[str, ...] = ('occ', 'mask_lidar', 'mask_camera')
 
 
@@ -73,8 +74,9 @@ def flip_rot90_grid(arr: np.ndarray, flip_x: bool, flip_y: bool, rot90: int) -> 
     """Exact flip then counter-clockwise quarter turns of ``(T, X, Y, Z)`` grids about
     the ego (grid symmetric about the ego; ``X == Y`` for odd ``rot90``).
 
-    Returns a new C-contiguous ``(T, X, Y, Z)`` array of ``arr``'s dtype, ``occ_aug(p) =
-    occ(A^-1 p)`` with ``A = ego_map(flip_x, flip_y, rot90)``.
+    Returns a C-contiguous ``(T, X, Y, Z)`` array of ``arr``'s dtype (new, or ``arr``
+    itself for the identity), ``occ_aug(p) = occ(A^-1 p)`` with
+    ``A = ego_map(flip_x, flip_y, rot90)``.
     """
     cols = _columns(arr)                                      # (T, X, Y) z columns
     if flip_x:
