@@ -11,7 +11,7 @@ SurroundOcc (Wei et al., ICCV 2023; github weiyithu/SurroundOcc,
 2. ``open3d.geometry.TriangleMesh.create_from_point_cloud_poisson(depth=...)``;
 3. drop mesh vertices whose Poisson density is below the ``min_density`` quantile
    (the watertight surface Poisson closes over empty space has low density);
-4. sample points on the mesh (here uniformly, about four per voxel face, where
+4. sample points on the mesh (here uniformly, about 16 per voxel-face area, where
    SurroundOcc voxelises the vertices) and voxelise them;
 5. label each voxel that the mesh adds by the nearest labelled point (an open3d
    ``KDTreeFlann``); voxels farther than ``max_dist`` from every labelled point are not
@@ -41,8 +41,9 @@ def _cloud(points: np.ndarray):
 
 def poisson_surface_points(points: np.ndarray, viewpoints: np.ndarray,
                            depth: int = POISSON_DEPTH, min_density: float = MIN_DENSITY,
-                           max_nn: int = NORMAL_NEIGHBOURS, spacing: float = 0.2,
-                           max_samples: int = 5_000_000) -> np.ndarray:
+                           max_nn: int = NORMAL_NEIGHBOURS, spacing: float = 0.1,
+                           max_samples: int = 5_000_000, n_threads: int = 1,
+                           seed: int = 0) -> np.ndarray:
     """Points sampled on the Poisson surface of a point cloud (steps 1-4 above).
 
     Args:
@@ -53,6 +54,9 @@ def poisson_surface_points(points: np.ndarray, viewpoints: np.ndarray,
         min_density: quantile of vertex densities removed.
         spacing: mean distance between samples on the mesh, metres.
         max_samples: cap on the number of samples.
+        n_threads: Poisson solver threads (-1: all cores); with more than one the
+            reconstruction may differ slightly from run to run, so the default is 1.
+        seed: seed of open3d's random generator (mesh sampling).
 
     Returns:
         ``(M, 3) float64`` points on the reconstructed surface, same frame.
@@ -71,13 +75,15 @@ def poisson_surface_points(points: np.ndarray, viewpoints: np.ndarray,
     flip = np.einsum('ij,ij->i', normals, view - points[:, :3]) < 0
     normals[flip] *= -1
     pcd.normals = o3d.utility.Vector3dVector(normals)
-    mesh, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pcd, depth=depth)
+    mesh, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+        pcd, depth=depth, n_threads=n_threads)
     density = np.asarray(density)
     if min_density > 0 and len(density):
         mesh.remove_vertices_by_mask(density < np.quantile(density, min_density))
     if len(mesh.triangles) == 0:
         return np.zeros((0, 3))
     n = int(min(max_samples, max(1, np.ceil(mesh.get_surface_area() / spacing ** 2))))
+    o3d.utility.random.seed(seed)
     return np.asarray(mesh.sample_points_uniformly(number_of_points=n).points)
 
 
@@ -124,19 +130,20 @@ def fill_from_surface(semantics: np.ndarray, surface: np.ndarray, points: np.nda
 def densify_semantics(semantics: np.ndarray, points: np.ndarray, labels: np.ndarray,
                       viewpoints: np.ndarray, grid: OccGrid = DEFAULT_GRID,
                       depth: int = POISSON_DEPTH, min_density: float = MIN_DENSITY,
-                      max_dist: float = 1.0, spacing: Optional[float] = None
-                      ) -> Tuple[np.ndarray, np.ndarray]:
+                      max_dist: float = 1.0, spacing: Optional[float] = None,
+                      n_threads: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """Poisson-densify one frame: ``poisson_surface_points`` then ``fill_from_surface``.
 
     Args:
         semantics: ``(X, Y, Z) uint8`` voxelised ``points`` (17 = free), ego frame.
         points: ``(N, 3+)`` ego frame metres; labels ``(N,)`` ints 0..16;
         viewpoints: ``(N, 3)`` or ``(3,)`` sensor positions, ego frame.
-        spacing: mesh sample spacing (default half a voxel).
+        spacing: mesh sample spacing (default a quarter voxel).
+        n_threads: Poisson solver threads (1 for a reproducible result).
 
     Returns:
         filled ``(X, Y, Z) uint8`` semantics and the ``(X, Y, Z) bool`` added voxels.
     """
     surface = poisson_surface_points(points, viewpoints, depth=depth, min_density=min_density,
-                                     spacing=spacing or grid.voxel_size / 2)
+                                     spacing=spacing or grid.voxel_size / 4, n_threads=n_threads)
     return fill_from_surface(semantics, surface, points, labels, grid, max_dist)

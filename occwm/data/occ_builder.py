@@ -289,7 +289,7 @@ def _static_surface(frames, split, flat, grid: OccGrid) -> np.ndarray:
         local = transform_points(np.linalg.inv(inv_0 @ T), pts)
         near |= np.all((local[:, :2] > lo[:2] - 2) & (local[:, :2] < hi[:2] + 2), axis=1)
     keep &= near
-    return poisson_surface_points(pts[keep], views[keep], spacing=grid.voxel_size / 2)
+    return poisson_surface_points(pts[keep], views[keep], spacing=grid.voxel_size / 4)
 
 
 def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
