@@ -124,6 +124,18 @@ def test_ray_cast_modes(tmp_path):
         build_sequence(frames, G, ray_cast='some', progress=False)
 
 
+def test_densify_keeps_labels_and_adds_static(tmp_path):
+    frames = load_source(_tiny_source(tmp_path / 'tiny'))
+    plain = build_sequence(frames, G, progress=False)
+    dense = build_sequence(frames, G, densify=True, progress=False)
+    for p, d in zip(plain, dense):
+        kept = p['semantics'] != G.free_label
+        np.testing.assert_array_equal(d['semantics'][kept], p['semantics'][kept])
+        new = d['semantics'][~kept]
+        assert set(np.unique(new[new != G.free_label])) <= {11}    # only the static road
+    assert (dense[0]['semantics'] == 11).sum() >= (plain[0]['semantics'] == 11).sum()
+
+
 def test_mask_camera_from_cameras(tmp_path):
     """A camera 2 m up at the ego origin looking forward (90 degree frustum): frame 0's
     car at x 8.5..11.5 m occludes the road patch at x 24..26 m behind it."""
