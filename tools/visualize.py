@@ -161,6 +161,7 @@ def write(args, win, title, single) -> str:
             path = write_video(frames, args.out, args.fps)
         for w in caught:
             print(f'warning: {w.message}')
+        print(f'{len(frames)} video frames at {args.fps:g} frames/s')
         return path
     sys.exit(f'error: --out {args.out}: unknown extension; use one of '
              f'{" ".join(IMAGE_EXTS + VIDEO_EXTS + MESH_EXTS)}')
@@ -206,8 +207,8 @@ def main(argv=None):
         except RuntimeError as e:
             sys.exit(f'error: {e}')
     path = write(args, win, title, single)
-    print(f'wrote {os.path.abspath(path)} ({len(win)} frame{"s" * (len(win) != 1)}, '
-          f'{time.perf_counter() - t0:.1f} s)')
+    print(f'wrote {os.path.abspath(path)} (from {len(win)} occupancy frame'
+          f'{"s" * (len(win) != 1)}, {time.perf_counter() - t0:.1f} s)')
 
 
 if __name__ == '__main__':
