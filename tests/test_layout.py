@@ -88,3 +88,15 @@ def test_labels_bad_input_names_file(tmp_path, case, error, pattern):
         _write_npz(path, semantics=free, mask_lidar=free[:100])
     with pytest.raises(error, match=pattern):
         load_labels(str(path), keys=('semantics', 'mask_lidar'))
+
+
+def test_atomic_path_gives_the_usual_file_mode(tmp_path):
+    import os
+    from occwm.data.layout import atomic_path
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(str(tmp_path / 'a.txt')) as tmp:
+            open(tmp, 'w').write('x')
+    finally:
+        os.umask(umask)
+    assert (tmp_path / 'a.txt').stat().st_mode & 0o777 == 0o644
