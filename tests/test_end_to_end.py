@@ -25,7 +25,8 @@ def data_options(root):
 @pytest.fixture(scope='module')
 def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('synthetic')
-    write_synthetic_dataset(str(root), num_train=1, num_val=1, num_frames=12, seed=3,
+    # 13 frames: one window under the OccWorld test protocol (L - 12)
+    write_synthetic_dataset(str(root), num_train=1, num_val=1, num_frames=13, seed=3,
                             progress=False)
     return str(root)
 
