@@ -16,6 +16,12 @@ and the boxes. Derived:
   which SurroundOcc stored as ``(w, l, h) * 1.1``, heading + pi/2 and bottom lowered by
   0.1 m, turned back into a nuScenes box (centre, size w, l, h, heading quaternion) and
   moved LiDAR -> ego -> global with the frame's calibration and ego pose (devkit ``Box``);
+- with ``cam_pkl`` (an mmdet3d-1.x info pkl, ``../shared/data/nuscenes_frame_cams/*.pkl``:
+  log n015-2018-07-24, the same vehicle family): six camera sensors, one
+  calibrated_sensor per camera (translation and rotation from its real ``cam2ego``, the
+  quaternion by pyquaternion; ``camera_intrinsic`` its real ``cam2img``) and a keyframe
+  sample_data per camera and sample (1600 x 900, the LIDAR_TOP timestamp and ego_pose;
+  the JPEG files are not written: nuscenes-devkit does not open them when loading);
 - placeholders where nuscenes_seq11 has no record: sample tokens (the LIDAR_TOP
   sample_data token, which nuScenes shares with the ego_pose token and which the folder
   mode uses as the frame token, so both modes write the same ``gts/<scene>/<token>``),
@@ -25,6 +31,8 @@ and the boxes. Derived:
 import hashlib
 import json
 import os
+import pickle
+from typing import Optional
 
 import numpy as np
 from pyquaternion import Quaternion
@@ -70,9 +78,27 @@ def _linked(records):
     return records
 
 
-def write_seq11_nuscenes_db(seq11_dir: str, root: str, version: str = VERSION) -> dict:
-    """Write the database under ``root``; returns ``dict(root, version, scene_name,
-    sample_tokens, lidarseg_paths)`` (sample tokens in time order)."""
+def _camera_calibs(cam_pkl: str) -> dict:
+    """``{channel: calibrated_sensor record}`` of the six cameras of frame 0 of ``cam_pkl``."""
+    with open(cam_pkl, 'rb') as f:
+        images = pickle.load(f)['data_list'][0]['images']
+    calibs = {}
+    for name, cam in images.items():
+        cam2ego = np.asarray(cam['cam2ego'], np.float64)                # (4, 4)
+        q = Quaternion(matrix=cam2ego[:3, :3], atol=1e-6)               # float32-rounded input
+        calibs[name] = dict(token=_token('calibrated_sensor', name),
+                            sensor_token=_token('sensor', name),
+                            translation=cam2ego[:3, 3].tolist(), rotation=q.elements.tolist(),
+                            camera_intrinsic=np.asarray(cam['cam2img'])[:3, :3].tolist())
+    return calibs
+
+
+def write_seq11_nuscenes_db(seq11_dir: str, root: str, version: str = VERSION,
+                            cam_pkl: Optional[str] = None) -> dict:
+    """Write the database under ``root`` (cameras only with ``cam_pkl``, see the module
+    docstring); returns ``dict(root, version, scene_name, sample_tokens, lidarseg_paths,
+    cameras)`` (sample tokens in time order; ``cameras``: {channel: its calibrated_sensor
+    record}, empty without ``cam_pkl``)."""
     from nuscenes.utils.color_map import get_colormap
     import imageio.v2 as imageio
     table_root = os.path.join(root, version)
@@ -89,6 +115,8 @@ def write_seq11_nuscenes_db(seq11_dir: str, root: str, version: str = VERSION) -
         lut[occ3d] = general
 
     K = len([f for f in os.listdir(os.path.join(seq11_dir, 'pose')) if f.endswith('.npy')])
+    cam_calibs = _camera_calibs(cam_pkl) if cam_pkl else {}
+    cam_data = {name: [] for name in cam_calibs}      # channel -> keyframe sample_data
     samples, sample_data, poses, calibs, lidarseg, seg_paths = [], [], [], {}, [], []
     tracks = {}                                       # instance token -> [annotation, ...]
     annotations = []                                  # in frame order, then box order
@@ -113,6 +141,12 @@ def write_seq11_nuscenes_db(seq11_dir: str, root: str, version: str = VERSION) -
                                 calibrated_sensor_token=calib['token'], timestamp=ts,
                                 fileformat='pcd', is_key_frame=True, height=0, width=0,
                                 filename=filename))
+        for name, cal in cam_calibs.items():
+            cam_data[name].append(dict(
+                token=_token('sample_data', f'{name}:{token}'), sample_token=token,
+                ego_pose_token=token, calibrated_sensor_token=cal['token'], timestamp=ts,
+                fileformat='jpg', is_key_frame=True, height=900, width=1600,
+                filename=f'samples/{name}/{LOGFILE}__{name}__{ts}.jpg'))
         poses.append(dict(token=token, timestamp=ts, rotation=list(pose['rotation']),
                           translation=list(pose['translation'])))
         calibs[calib['token']] = dict(token=calib['token'], sensor_token=calib['sensor_token'],
@@ -137,19 +171,23 @@ def write_seq11_nuscenes_db(seq11_dir: str, root: str, version: str = VERSION) -
                       nbr_annotations=len(track), first_annotation_token=track[0]['token'],
                       last_annotation_token=track[-1]['token']) for inst, track in tracks.items()]
     sensor_tokens = {c['sensor_token'] for c in calibs.values()}
+    sensors = [dict(token=t, channel='LIDAR_TOP', modality='lidar') for t in sensor_tokens]
+    sensors += [dict(token=c['sensor_token'], channel=name, modality='camera')
+                for name, c in cam_calibs.items()]
     tables = dict(
         category=categories, attribute=[],
         visibility=[dict(token=str(i + 1), level=lv, description=f'visibility {lv}')
                     for i, lv in enumerate(('v0-40', 'v40-60', 'v60-80', 'v80-100'))],
         instance=instances,
-        sensor=[dict(token=t, channel='LIDAR_TOP', modality='lidar') for t in sensor_tokens],
-        calibrated_sensor=list(calibs.values()), ego_pose=poses,
+        sensor=sensors, calibrated_sensor=list(calibs.values()) + list(cam_calibs.values()),
+        ego_pose=poses,
         log=[dict(token=log_token, logfile=LOGFILE, vehicle=LOGFILE.split('-')[0],
                   date_captured='2018-07-18', location='singapore')],
         scene=[dict(token=scene_token, log_token=log_token, nbr_samples=len(samples),
                     first_sample_token=samples[0]['token'], last_sample_token=samples[-1]['token'],
                     name=SCENE_NAME, description='nuscenes_seq11 (occwm test database)')],
-        sample=_linked(samples), sample_data=_linked(sample_data),
+        sample=_linked(samples),
+        sample_data=_linked(sample_data) + [r for recs in cam_data.values() for r in _linked(recs)],
         sample_annotation=annotations,
         map=[dict(token=map_token, log_tokens=[log_token], category='semantic_prior',
                   filename=f'maps/{map_token}.png')],
@@ -158,4 +196,5 @@ def write_seq11_nuscenes_db(seq11_dir: str, root: str, version: str = VERSION) -
         _dump(table_root, name, records)
     imageio.imwrite(os.path.join(root, 'maps', f'{map_token}.png'), np.zeros((1, 1), np.uint8))
     return dict(root=str(root), version=version, scene_name=SCENE_NAME,
-                sample_tokens=[s['token'] for s in samples], lidarseg_paths=seg_paths)
+                sample_tokens=[s['token'] for s in samples], lidarseg_paths=seg_paths,
+                cameras=cam_calibs)

@@ -23,6 +23,12 @@ nuscenes-devkit (``occwm/data/nuscenes_occ.py``; same method)::
 
 writes ``OUT/gts/<scene_name>/<sample_token>/labels.npz`` for every keyframe and
 ``OUT/nuscenes_occ_infos_<version>.pkl`` (all scenes when ``--scenes`` is left out).
+In root mode ``mask_camera`` comes from each scene's own six camera calibrations (the
+``calibrated_sensor`` records of its CAM_* keyframes; no image is read); ``--cam-calib
+PKL`` overrides them with the calibrations of an info pkl, ``--no-camera-mask`` skips the
+camera rays (faster, mask_camera all ones). A database without camera channels (e.g.
+LiDAR only) gives mask_camera all ones, with a printed note and a line in the info pkl
+metadata (``mask_camera``).
 """
 import argparse
 import os
@@ -74,7 +80,11 @@ def parse_args(argv=None):
                    help='camera calibrations for mask_camera: an mmdet3d-1.x info pkl '
                         "(data_list[i]['images']) or an OccWorld / occwm info pkl "
                         "(infos[...]['cams']); from another log of the same vehicle family "
-                        'this is an approximation. Default: mask_camera all ones')
+                        'this is an approximation. Default: folder mode mask_camera all ones; '
+                        "root mode: the database's own camera calibrations (this overrides them)")
+    p.add_argument('--no-camera-mask', action='store_true',
+                   help='no camera rays: mask_camera all ones (faster; in root mode the '
+                        "database's camera calibrations are not used)")
     p.add_argument('--cam-index', type=int, default=0,
                    help='which frame of --cam-calib to take the calibrations from (default 0)')
     p.add_argument('--cam-stride', type=int, default=8,
@@ -112,8 +122,9 @@ def _check_mode(args):
     return out
 
 
-def _root_mode(args, out, grid):
-    """Build the scenes of a nuScenes root (``occwm.data.nuscenes_occ``)."""
+def _root_mode(args, out, grid, cams):
+    """Build the scenes of a nuScenes root (``occwm.data.nuscenes_occ``); ``cams``:
+    ``'database'``, ``None`` (no camera mask) or the ``--cam-calib`` cameras."""
     version = args.version or 'v1.0-trainval'
     try:
         result = build_nuscenes_scenes(args.nusc_root, version, out, scenes=args.scenes,
@@ -121,13 +132,22 @@ def _root_mode(args, out, grid):
                                        ray_cast='none' if args.no_ray_cast else args.ray_cast,
                                        skip_missing=args.skip_missing,
                                        keep_occupancy=args.report, progress=not args.quiet,
+                                       cams=cams, cam_stride=args.cam_stride,
                                        build_options=dict(densify=args.densify))
     except (FileNotFoundError, ValueError, KeyError) as e:
         sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e}\n(root mode needs '
                  f'nuScenes with nuScenes-lidarseg: <root>/<version>/*.json, samples/LIDAR_TOP/, '
-                 f'lidarseg/<version>/; --skip-missing skips keyframes with missing files)')
+                 f'lidarseg/<version>/; --skip-missing skips keyframes with missing files, '
+                 f'--no-camera-mask the camera calibrations)')
     n = sum(len(p) for p in result['label_paths'].values())
     print(f"built {n} frames of {len(result['scene_names'])} scenes in {result['seconds']:.1f} s")
+    for name in result['scene_names']:
+        print(f"{name}: mask_camera {result['mask_camera'][name]}")
+    bare = [name for name in result['scene_names'] if not result['cameras'][name]]
+    if cams == 'database' and bare:
+        print(f"note: no camera channels (CAM_*) in {args.nusc_root} for {len(bare)} scene(s) "
+              f"({', '.join(bare[:3])}{', ...' if len(bare) > 3 else ''}): their mask_camera is "
+              f'all ones; give --cam-calib PKL for calibrations of the same vehicle')
     print(f"occupancy: {os.path.join(out, 'gts')}/<scene>/<token>/labels.npz ({n} files)")
     print(f"info pkl:  {result['info_path']}")
     if args.report:
@@ -145,14 +165,15 @@ def main(argv=None):
         grid = DEFAULT_GRID if args.grid is None else OccGrid(tuple(args.grid[:6]), args.grid[6])
     except ValueError as e:
         sys.exit(f'error: --grid: {e}')
-    if args.nusc_root:
-        if args.cam_calib:
-            sys.exit('error: --cam-calib is for folder mode (SRC_DIR) so far')
-        return _root_mode(args, out, grid)
+    if args.cam_calib and args.no_camera_mask:
+        sys.exit('error: give --cam-calib PKL (camera mask from its calibrations) or '
+                 '--no-camera-mask (mask_camera all ones), not both')
     try:
         cams = None if args.cam_calib is None else load_cam_calib(args.cam_calib, args.cam_index)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: --cam-calib: {e}')
+    if args.nusc_root:
+        return _root_mode(args, out, grid, None if args.no_camera_mask else cams or 'database')
     try:
         result = build_scene(args.src_dir, out, scene_name=args.scene_name,
                              info_name=args.info_name, grid=grid,

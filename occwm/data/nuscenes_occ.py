@@ -12,6 +12,15 @@ Each keyframe sample becomes one ``occ_builder.SourceFrame`` (points and boxes i
 LIDAR_TOP frame, ego pose, lidar2ego), and ``occ_builder.build_sequence`` builds the
 occupancy unchanged, so both input modes share one method (see ``occ_builder``).
 
+Cameras (``mask_camera``): the ``calibrated_sensor`` records of the keyframe sample_data
+of the six surround cameras (``visibility.CAMERA_NAMES``): ``translation`` and
+``rotation`` (w, x, y, z) give ``cam2ego`` (camera x right, y down, z forward -> ego),
+``camera_intrinsic`` gives ``cam2img``, the sample_data ``width`` / ``height`` the image
+size (1600 x 900 when missing). nuScenes calibrates per log, so one set per scene
+(``scene_cameras`` checks that every keyframe agrees); no image file is read. A database
+without camera channels (e.g. LiDAR only) gives ``mask_camera`` all ones, recorded in the
+info pkl's ``metadata['mask_camera']``.
+
 Point labels: nuScenes-lidarseg general index (32 classes) -> Occ3D 0..16 with the
 nuScenes-lidarseg challenge mapping (nuscenes-devkit
 ``nuscenes/eval/lidarseg/utils.py: LidarsegClassMapper``; the same table as the
@@ -56,7 +65,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from occwm.data.layout import labels_path, save_labels, save_pickle
-from occwm.data.occ_builder import SourceFrame, build_sequence, frame_infos
+from occwm.data.occ_builder import SourceFrame, _ray_cast_mode, build_sequence, frame_infos
+from occwm.data.visibility import CAMERA_NAMES, NUSCENES_IMAGE_SIZE, CameraCalib
 from occwm.geometry import pose_matrix
 from occwm.grid import DEFAULT_GRID, OccGrid
 
@@ -226,6 +236,62 @@ def load_nuscenes_frame(nusc, sample: dict, index: int, class_maps=None,
                        lidar2ego=_check_pose(calib, 'calibrated_sensor'))
 
 
+def sample_cameras(nusc, sample: dict) -> Dict[str, CameraCalib]:
+    """Calibrations of the surround cameras (``visibility.CAMERA_NAMES``) that have a
+    keyframe sample_data in ``sample`` (module docstring); ``{}`` when none has.
+
+    Returns:
+        ``{channel: CameraCalib}``: ``cam2ego`` ``(4, 4) float64`` (metres, camera ->
+        ego), ``cam2img`` ``(3, 3) float64`` (pixels), ``image_size`` ``(W, H)``.
+
+    Raises:
+        ValueError: a camera calibrated_sensor record without a finite ``(3, 3)``
+            ``camera_intrinsic`` or with a bad pose (names the record and the table).
+    """
+    out = {}
+    table = os.path.join(nusc.table_root, 'calibrated_sensor.json')
+    for name in CAMERA_NAMES:
+        if name not in sample['data']:
+            continue
+        sd = nusc.get('sample_data', sample['data'][name])
+        calib = nusc.get('calibrated_sensor', sd['calibrated_sensor_token'])
+        cam2img = np.asarray(calib.get('camera_intrinsic') or [], np.float64)
+        if cam2img.shape != (3, 3) or not np.all(np.isfinite(cam2img)):
+            raise ValueError(f"{table}: calibrated_sensor {calib['token']} of {name} (sample "
+                             f"{sample['token']}): camera_intrinsic of shape {cam2img.shape}, "
+                             f'want a finite 3 x 3 matrix')
+        size = (int(sd.get('width') or NUSCENES_IMAGE_SIZE[0]),
+                int(sd.get('height') or NUSCENES_IMAGE_SIZE[1]))
+        out[name] = CameraCalib(name, _check_pose(calib, 'calibrated_sensor'), cam2img, size)
+    return out
+
+
+def scene_cameras(nusc, sample_tokens: Sequence[str], scene_name: str = ''
+                  ) -> Dict[str, CameraCalib]:
+    """One set of camera calibrations for keyframes of one scene (``sample_cameras`` of
+    each; a channel missing from some keyframes is taken from the others).
+
+    Raises:
+        ValueError: a channel whose calibration (cam2ego, cam2img or image size) differs
+            between two keyframes (nuScenes calibrates per log; ``build_sequence`` takes
+            one set per sequence); see also ``sample_cameras``.
+    """
+    cams: Dict[str, CameraCalib] = {}
+    first: Dict[str, str] = {}
+    for token in sample_tokens:
+        for name, cam in sample_cameras(nusc, nusc.get('sample', token)).items():
+            if name not in cams:
+                cams[name], first[name] = cam, token
+            elif not (np.array_equal(cam.cam2ego, cams[name].cam2ego)
+                      and np.array_equal(cam.cam2img, cams[name].cam2img)
+                      and cam.image_size == cams[name].image_size):
+                raise ValueError(f'{scene_name}: the {name} calibration of sample {token} differs '
+                                 f'from that of sample {first[name]}; one calibration per scene '
+                                 f'is supported (give cameras explicitly, e.g. --cam-calib, or '
+                                 f'skip mask_camera with --no-camera-mask)')
+    return {name: cams[name] for name in CAMERA_NAMES if name in cams}
+
+
 def find_scene(nusc, scene_name: str) -> dict:
     """The scene record named ``scene_name``; ``KeyError`` listing some names if absent."""
     for scene in nusc.scene:
@@ -281,19 +347,25 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
                           scenes: Optional[Sequence[str]] = None, info_name: Optional[str] = None,
                           grid: OccGrid = DEFAULT_GRID, ray_cast=True,
                           skip_missing: bool = False, keep_occupancy: bool = False,
-                          progress: bool = True, nusc=None,
-                          build_options: Optional[dict] = None) -> dict:
+                          progress: bool = True, nusc=None, cams='database',
+                          cam_stride: int = 8, build_options: Optional[dict] = None) -> dict:
     """Build the Occ3D layout for scenes of a nuScenes root.
 
     Writes ``<out_dir>/gts/<scene_name>/<sample_token>/labels.npz`` per keyframe and one
     info pkl ``<out_dir>/<info_name>`` (default ``nuscenes_occ_infos_<version>.pkl``,
     ``{'metadata', 'infos': {scene_name: [frame_info, ...]}}``, ``occwm.data.layout``),
-    each atomically; the pkl is written once every scene is built.
+    each atomically; the pkl is written once every scene is built. Its ``metadata`` says
+    how ``mask_camera`` was made: ``mask_camera`` (one line, or ``'per scene:
+    mask_camera_scenes'`` when scenes differ) and ``mask_camera_scenes`` {scene: line}.
 
     Args:
         scenes: scene names (default: every scene of the version).
-        ray_cast, build_options: passed to ``occ_builder.build_sequence`` (``ray_cast``
-            and any further keyword arguments it takes).
+        ray_cast, cam_stride, build_options: passed to ``occ_builder.build_sequence``
+            (``ray_cast``, ``cam_stride`` and any further keyword arguments but ``cams``).
+        cams: ``'database'`` (default): each scene's own camera calibrations
+            (``scene_cameras``), ``mask_camera`` all ones for a scene without camera
+            channels; ``None``: ``mask_camera`` all ones; ``{name: CameraCalib}`` or a
+            list: these cameras for every scene (an override).
         skip_missing: see ``load_nuscenes_scene``.
         keep_occupancy: also return each scene's ``build_sequence`` output (memory:
             about 1.3 MB per frame).
@@ -301,21 +373,27 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
 
     Returns:
         dict with ``scene_names``, ``info_path``, ``label_paths`` {scene: [path, ...]},
-        ``ego2globals`` {scene: ``(L, 4, 4)``}, ``seconds``, and with ``keep_occupancy``
-        ``occupancy`` {scene: [``build_sequence`` dicts (semantics, mask_lidar, ...)]}.
+        ``ego2globals`` {scene: ``(L, 4, 4)``}, ``cameras`` {scene: [channel, ...]}
+        (empty: ``mask_camera`` all ones), ``mask_camera`` {scene: how it was made},
+        ``seconds``, and with ``keep_occupancy`` ``occupancy`` {scene:
+        [``build_sequence`` dicts (semantics, mask_lidar, mask_camera)]}.
 
     Raises:
-        FileNotFoundError / KeyError / ValueError naming the folder, file, sample or scene.
+        FileNotFoundError / KeyError / ValueError naming the folder, file, sample or scene
+        (ValueError also for a bad ``cams`` or ``ray_cast``, and see ``scene_cameras``).
     """
     from tqdm import tqdm
     start = time.perf_counter()
+    mode = _ray_cast_mode(ray_cast)
+    if not (cams is None or isinstance(cams, (dict, list, tuple)) or cams == 'database'):
+        raise ValueError(f"cams must be 'database', None, a dict or a list, got {cams!r}")
     nusc = open_nuscenes(root, version) if nusc is None else nusc
     names = [s['name'] for s in nusc.scene] if scenes is None else list(scenes)
     for name in names:
         find_scene(nusc, name)                          # fail before any work
     maps = occ3d_class_maps(nusc)
     infos: Dict[str, List[dict]] = {}
-    out = dict(scene_names=[], label_paths={}, ego2globals={})
+    out = dict(scene_names=[], label_paths={}, ego2globals={}, cameras={}, mask_camera={})
     if keep_occupancy:
         out['occupancy'] = {}
     for name in tqdm(names, desc='scenes', unit='scene', disable=not progress):
@@ -324,8 +402,10 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
         if not frames:
             warnings.warn(f'{name}: no keyframe left to build, scene skipped')
             continue
-        occ = build_sequence(frames, grid, ray_cast=ray_cast, progress=progress,
-                             **(build_options or {}))
+        scene_cams = (scene_cameras(nusc, [f.token for f in frames], name)
+                      if isinstance(cams, str) else cams) or None
+        occ = build_sequence(frames, grid, ray_cast=mode, cams=scene_cams, cam_stride=cam_stride,
+                             progress=progress, **(build_options or {}))
         paths = [labels_path(out_dir, name, f.token) for f in frames]
         for path, o in zip(paths, occ):
             save_labels(path, o['semantics'], o['mask_lidar'], o.get('mask_camera'), grid=grid)
@@ -333,12 +413,38 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
         out['scene_names'].append(name)
         out['label_paths'][name] = paths
         out['ego2globals'][name] = np.stack([f.ego2global for f in frames])
+        out['cameras'][name] = _camera_names(scene_cams)
+        out['mask_camera'][name] = _mask_camera_note(cams, scene_cams, version, cam_stride)
         if keep_occupancy:
             out['occupancy'][name] = occ
     out['info_path'] = os.path.join(out_dir, info_name or f'nuscenes_occ_infos_{version}.pkl')
-    metadata = dict(version='occwm-occ-builder-v1', source=f'nuscenes:{version}',
+    notes = set(out['mask_camera'].values())
+    metadata = dict(version='occwm-occ-builder-v2', source=f'nuscenes:{version}',
                     point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size,
-                    occ_size=grid.shape, ray_cast=ray_cast)
+                    occ_size=grid.shape, ray_cast=mode,
+                    densify=bool((build_options or {}).get('densify', False)),
+                    mask_camera=(notes.pop() if len(notes) == 1
+                                 else 'per scene: mask_camera_scenes'),
+                    mask_camera_scenes=dict(out['mask_camera']))
     save_pickle(out['info_path'], dict(metadata=metadata, infos=infos))
     out['seconds'] = time.perf_counter() - start
     return out
+
+
+def _camera_names(cams) -> List[str]:
+    if not cams:
+        return []
+    return list(cams) if isinstance(cams, dict) else [c.name for c in cams]
+
+
+def _mask_camera_note(cams, scene_cams, version: str, cam_stride: int) -> str:
+    """How a scene's ``mask_camera`` was made, for the info pkl metadata."""
+    if cams is None:
+        return 'all ones (cameras not used)'
+    if not scene_cams:
+        return ('all ones (no camera channels in the database)' if isinstance(cams, str)
+                else 'all ones (no cameras given)')
+    source = (f'calibrated_sensor of {version}' if isinstance(cams, str)
+              else 'calibrations given by the caller')
+    return (f"camera rays ({', '.join(_camera_names(scene_cams))}; {source}; "
+            f'stride {cam_stride} px)')
