@@ -103,6 +103,10 @@ def test_bad_input_raises():
         confusion_counts(grid(18), grid(4))
     with pytest.raises(ValueError, match='shape'):
         confusion_counts(grid(4, 4), grid(4))
+    with pytest.raises(ValueError, match='labels must lie'):  # signed types: negatives too
+        confusion_counts(torch.tensor([-1, 4]), torch.tensor([4, 4]))
+    with pytest.raises(ValueError, match='integers'):
+        confusion_counts(np.array([4.0]), grid(4).reshape(-1))
 
 
 def sample(pred, gt, **extra):

@@ -131,21 +131,23 @@ def confusion_counts(pred: ArrayLike, gt: ArrayLike, num_classes: int = 18,
     n = num_classes
     if isinstance(pred, torch.Tensor) or isinstance(gt, torch.Tensor):
         device = pred.device if isinstance(pred, torch.Tensor) else gt.device
-        p = torch.as_tensor(pred, device=device).reshape(-1).long()  # (V,)
-        g = torch.as_tensor(gt, device=device).reshape(-1).long()  # (V,)
+        p = torch.as_tensor(pred, device=device).reshape(-1)  # (V,)
+        g = torch.as_tensor(gt, device=device).reshape(-1)  # (V,)
         if mask is not None:
             keep = torch.as_tensor(mask, device=device).reshape(-1).bool()
             p, g = p[keep], g[keep]
         _check_range(p, g, n)
-        cm = torch.bincount(g * n + p, minlength=n * n).reshape(n, n).cpu().numpy()
+        idx = g.to(torch.int16) * n + p.to(torch.int16)  # (V,) n * n <= 32767: 16 bits suffice
+        cm = torch.bincount(idx, minlength=n * n).reshape(n, n).cpu().numpy()
     else:
-        p = np.asarray(pred).reshape(-1).astype(np.int64)  # (V,)
-        g = np.asarray(gt).reshape(-1).astype(np.int64)  # (V,)
+        p = np.asarray(pred).reshape(-1)  # (V,)
+        g = np.asarray(gt).reshape(-1)  # (V,)
         if mask is not None:
             keep = np.asarray(mask).reshape(-1).astype(bool)
             p, g = p[keep], g[keep]
         _check_range(p, g, n)
-        cm = np.bincount(g * n + p, minlength=n * n).reshape(n, n)  # (gt, pred)
+        idx = g.astype(np.int16) * n + p.astype(np.int16)  # (V,)
+        cm = np.bincount(idx, minlength=n * n).reshape(n, n)  # (gt, pred)
     cm = cm.astype(np.int64)
     diag = np.diag(cm)
     sem = slice(0, free_label)  # semantic classes 0..16
@@ -160,11 +162,21 @@ def confusion_counts(pred: ArrayLike, gt: ArrayLike, num_classes: int = 18,
 
 
 def _check_range(p, g, n: int) -> None:
+    """Raise ``ValueError`` unless every label is an integer in ``0..n-1`` (the minimum
+    is only computed for signed types)."""
+    if n * n > 32767:
+        raise ValueError(f'{n} labels: the confusion index needs more than 16 bits')
     for name, x in (('pred', p), ('gt', g)):
-        if x.numel() if isinstance(x, torch.Tensor) else x.size:
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= n:
-                raise ValueError(f'{name}: labels must lie in 0..{n - 1}, found {lo}..{hi}')
+        is_t = isinstance(x, torch.Tensor)
+        if not (x.numel() if is_t else x.size):
+            continue
+        if (x.is_floating_point() or x.dtype == torch.bool) if is_t else \
+                not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f'{name}: labels must be integers, got {x.dtype}')
+        signed = x.dtype != torch.uint8 if is_t else np.issubdtype(x.dtype, np.signedinteger)
+        lo, hi = (int(x.min()) if signed else 0), int(x.max())
+        if lo < 0 or hi >= n:
+            raise ValueError(f'{name}: labels must lie in 0..{n - 1}, found {lo}..{hi}')
 
 
 def iou_from_counts(tp, fp, fn):
