@@ -140,7 +140,7 @@ def evaluate_files(infos_path: str, gt_root: str, pred_root: str, protocol: str 
     mask = check_mask(mask)
     windows = list_windows(infos_path, pred_root, protocol, num_future)
     if not windows:
-        raise FileNotFoundError(f'{infos_path}: no scene is long enough for a {protocol} window')
+        raise FileNotFoundError(f'{infos_path}: no scene is long enough for one {protocol} window')
     missing = [w for w in windows if not os.path.isfile(w.pred_path)]
     if missing and not allow_missing:
         first = '\n  '.join(w.pred_path for w in missing[:5])
