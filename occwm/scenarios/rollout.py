@@ -13,7 +13,9 @@ Seeds. Sample ``s`` of a window draws its noise from
 ``torch.Generator().manual_seed(sample_seed(seed, token, s))`` (one generator per batch
 row), so it is the same for every trajectory (common random numbers: trajectories are
 compared on the same futures) and does not depend on the batch size or on which other
-trajectories are evaluated.
+trajectories are evaluated. On the CPU this holds bit for bit with one torch thread
+(``torch.set_num_threads(1)``): with more, the tokenizer's sparse convolutions are not
+deterministic.
 
 Horizons past the trained ``num_future`` frames: ``OccForecaster.rollout``
 (autoregressive extension: forecast frames re-encoded as context); a model without
