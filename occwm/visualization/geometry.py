@@ -14,6 +14,7 @@ from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE, OccGrid
 
 # nuScenes ego vehicle (Renault Zoe): length x width x height in metres.
 EGO_SIZE = (4.08, 1.73, 1.56)
+EGO_REAR = 0.657  # metres from the rear bumper to the ego origin (rear axle), as occwm.scenarios
 EGO_COLOR = (60, 60, 60)  # RGB uint8
 TRAJ_COLOR = (255, 0, 0)  # the conditioning trajectory ahead of the frame
 TRAJ_PAST_COLOR = (110, 110, 110)  # the part already driven
@@ -144,11 +145,13 @@ def occupancy_to_mesh(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID,
     return _quads_to_mesh(verts, colors)
 
 
-def ego_box_mesh(size: Sequence[float] = EGO_SIZE, color: Sequence[int] = EGO_COLOR):
-    """The ego vehicle as a box centred on the ego origin in x and y, standing on
-    ``z = 0`` (nuScenes ego: 4.08 m x 1.73 m x 1.56 m)."""
+def ego_box_mesh(size: Sequence[float] = EGO_SIZE, color: Sequence[int] = EGO_COLOR,
+                 rear: float = EGO_REAR):
+    """The ego vehicle as a box standing on ``z = 0``, centred in y, from ``-rear`` to
+    ``size[0] - rear`` metres in x: the nuScenes ego origin is the rear axle
+    (nuScenes ego: 4.08 m x 1.73 m x 1.56 m; ``occwm.scenarios.scoring`` footprint)."""
     size = np.asarray(size, dtype=np.float64)
-    lo = np.array([[-size[0] / 2, -size[1] / 2, 0.0]])  # (1, 3)
+    lo = np.array([[-rear, -size[1] / 2, 0.0]])  # (1, 3)
     rgb = np.asarray(color, dtype=np.float64)[None] / 255.0  # (1, 3)
     quads = [_box_quads(lo, size, rgb, f) for f in range(6)]
     return _quads_to_mesh([q[0] for q in quads], [q[1] for q in quads])
