@@ -117,6 +117,12 @@ class OccGrid:
         inside = np.all((idx >= 0) & (idx < np.asarray(self.shape)), axis=1)
         return idx, inside
 
+    def column_centers(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(X,)`` and ``(Y,) float64``: x and y of the voxel-column centres, metres, ego frame."""
+        X, Y, _ = self.shape
+        return (self.origin[0] + (np.arange(X) + 0.5) * self.voxel_size,
+                self.origin[1] + (np.arange(Y) + 0.5) * self.voxel_size)
+
     def voxel_centers(self, idx: np.ndarray) -> np.ndarray:
         """``(N, 3) int`` voxel indices to ``(N, 3) float64`` centres in metres, ego frame."""
         return self.origin + (np.asarray(idx, dtype=np.float64) + 0.5) * self.voxel_size

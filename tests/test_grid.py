@@ -60,3 +60,10 @@ def test_check_occupancy_rejects_negative_labels():
     occ[1, 2, 3] = -1
     with pytest.raises(ValueError, match=r'frame\.npz: label -1 out of range'):
         check_occupancy(occ, name='frame.npz')
+
+
+def test_column_centers():
+    cx, cy = DEFAULT_GRID.column_centers()
+    assert cx.shape == (200,) and cy.shape == (200,)
+    np.testing.assert_allclose(cx[[0, 1, -1]], [-39.8, -39.4, 39.8])
+    np.testing.assert_allclose(cy, cx)

@@ -98,8 +98,7 @@ def source_columns(A: np.ndarray, grid: OccGrid = DEFAULT_GRID
     """
     X, Y, _ = grid.shape
     lo, vs = grid.origin[:2], grid.voxel_size
-    cx = lo[0] + (np.arange(X) + 0.5) * vs
-    cy = lo[1] + (np.arange(Y) + 0.5) * vs
+    cx, cy = grid.column_centers()
     dst = np.stack(np.meshgrid(cx, cy, indexing='ij'), -1)   # (X, Y, 2) metres, augmented frame
     src = dst @ A  # (X, Y, 2): A^-1 p = A^T p for orthogonal A, row vectors
     idx = np.floor((src - lo) / vs).astype(np.int64)         # (X, Y, 2)

@@ -66,8 +66,7 @@ def render_occupancy(world: SyntheticWorld, t: int, grid: OccGrid = DEFAULT_GRID
     X, Y, Z = grid.shape
     vs, lo = grid.voxel_size, grid.origin
     kg = _ground_layer(grid, world.cfg)
-    ex = lo[0] + (np.arange(X) + 0.5) * vs                   # (X,) column centres, ego frame
-    ey = lo[1] + (np.arange(Y) + 0.5) * vs                   # (Y,)
+    ex, ey = grid.column_centers()                           # (X,), (Y,) ego frame
     hz = lo[2] + (np.arange(Z) + 0.5) * vs - (lo[2] + (kg + 1) * vs)  # (Z,) above the ground top
     x, y, yaw = world.ego[t]
     c, s = np.cos(yaw), np.sin(yaw)
@@ -134,9 +133,7 @@ def visibility_masks(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID,
     side[..., :, :-1, :] |= sky[..., :, 1:, :]
     observed = sky | (occupied & (~above | side))
     observed[..., :_ground_layer(grid, cfg)] = False         # under the ground
-    X, Y, _ = grid.shape
-    ex = grid.origin[0] + (np.arange(X) + 0.5) * grid.voxel_size
-    ey = grid.origin[1] + (np.arange(Y) + 0.5) * grid.voxel_size
+    ex, ey = grid.column_centers()
     r = np.hypot(ex[:, None], ey[None, :])[..., None]       # (X, Y, 1) horizontal range
     lidar = observed & (r <= cfg.lidar_range)
     camera = observed & (r <= cfg.camera_range)

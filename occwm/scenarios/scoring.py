@@ -91,9 +91,7 @@ class ScoringConfig:
 # ----------------------------------------------------------------------------- grids
 def cell_centres(grid: OccGrid = DEFAULT_GRID) -> Tuple[np.ndarray, np.ndarray]:
     """``(X,)`` and ``(Y,)`` x, y of the voxel-column centres, metres, grid ego frame."""
-    X, Y, _ = grid.shape
-    return (grid.origin[0] + (np.arange(X) + 0.5) * grid.voxel_size,
-            grid.origin[1] + (np.arange(Y) + 0.5) * grid.voxel_size)
+    return grid.column_centers()
 
 
 def band_layers(grid: OccGrid, band: Tuple[float, float], shift: float = 0.0) -> np.ndarray:
