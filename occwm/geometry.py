@@ -18,6 +18,11 @@ import numpy as np
 from pyquaternion import Quaternion
 
 
+# The nuScenes ego frame has its origin on the rear axle; the ego's rear bumper lies this
+# far behind it (metres; Renault Zoe, see occwm.scenarios.scoring).
+EGO_REAR = 0.657
+
+
 def pose_matrix(translation: Sequence[float], rotation_wxyz: Sequence[float]) -> np.ndarray:
     """nuScenes record (translation metres, rotation quaternion w, x, y, z) to a
     ``(4, 4) float64`` homogeneous transform. Raises ``ValueError`` on non-finite input."""

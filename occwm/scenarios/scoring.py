@@ -55,6 +55,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from occwm.geometry import EGO_REAR
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.scenarios.trajectories import DT, relative
 
@@ -69,7 +70,7 @@ class ScoringConfig:
     """Scorer settings (module docstring). Lengths in metres, times in seconds."""
     ego_length: float = 4.084         # nuScenes Renault Zoe
     ego_width: float = 1.730
-    ego_rear: float = 0.657           # rear bumper behind the rear axle (the ego origin)
+    ego_rear: float = EGO_REAR        # rear bumper behind the rear axle (the ego origin)
     margin: float = 0.0               # added on every side of the footprint
     height_band: Tuple[float, float] = (0.2, 1.6)  # ego frame z, road surface at z = 0
     auto_ground: bool = True          # move the band with the road layer (module docstring)

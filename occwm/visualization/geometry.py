@@ -10,11 +10,11 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from occwm.geometry import EGO_REAR
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE, OccGrid
 
 # nuScenes ego vehicle (Renault Zoe): length x width x height in metres.
 EGO_SIZE = (4.08, 1.73, 1.56)
-EGO_REAR = 0.657  # metres from the rear bumper to the ego origin (rear axle), as occwm.scenarios
 EGO_COLOR = (60, 60, 60)  # RGB uint8
 TRAJ_COLOR = (255, 0, 0)  # the conditioning trajectory ahead of the frame
 TRAJ_PAST_COLOR = (110, 110, 110)  # the part already driven
