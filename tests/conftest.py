@@ -5,9 +5,10 @@ import os
 
 import pytest
 
+from occwm.data.layout import shared_data_dir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.environ.get('OCCWM_SHARED_DATA',
-                             os.path.join(os.path.dirname(REPO), 'shared', 'data'))
+SHARED_DATA = shared_data_dir()
 
 
 def shared_path(*parts: str) -> str:

@@ -37,14 +37,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from occwm.data.nuscenes_occ import build_nuscenes_scenes  # noqa: E402
+from occwm.data.layout import shared_data_dir  # noqa: E402
 from occwm.data.occ_builder import (RAY_CAST_MODES, build_scene, format_report,  # noqa: E402
                                     occupancy_report)
 from occwm.data.visibility import load_cam_calib  # noqa: E402
 from occwm.grid import DEFAULT_GRID, OccGrid  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get('OCCWM_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
-OCC3D_REFERENCE = os.path.join(SHARED, 'occ3d_sample', '29796060110c4163b07f06eff4af0753',
+OCC3D_REFERENCE = os.path.join(shared_data_dir(), 'occ3d_sample', '29796060110c4163b07f06eff4af0753',
                                'labels.npz')
 
 

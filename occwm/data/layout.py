@@ -72,6 +72,14 @@ def atomic_path(path: str):
             os.remove(tmp)
 
 
+def shared_data_dir() -> str:
+    """The folder of real nuScenes-derived data used by tests and demos:
+    ``$OCCWM_SHARED_DATA``, else ``shared/data`` beside the checkout (``../shared/data``)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.environ.get('OCCWM_SHARED_DATA',
+                          os.path.join(os.path.dirname(repo), 'shared', 'data'))
+
+
 def labels_path(data_root: str, scene_name: str, token: str) -> str:
     """``<data_root>/gts/<scene_name>/<token>/labels.npz`` (Occ3D-nuScenes)."""
     return os.path.join(data_root, 'gts', scene_name, token, 'labels.npz')
