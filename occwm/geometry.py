@@ -66,6 +66,16 @@ def relative_pose(ego2global_ref: np.ndarray, ego2global_other: np.ndarray) -> n
     return np.linalg.inv(ego2global_ref) @ ego2global_other
 
 
+def relative_se2(ref: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """``inv(ref) o poses``: ``(..., 3)`` planar poses (x m, y m, yaw rad) re-expressed in
+    the frame of pose ``ref`` ``(3,)`` or ``(..., 3)``; yaw wrapped to ``[-pi, pi)``."""
+    ref, poses = np.asarray(ref, np.float64), np.asarray(poses, np.float64)
+    c, s = np.cos(ref[..., 2]), np.sin(ref[..., 2])
+    dx, dy = poses[..., 0] - ref[..., 0], poses[..., 1] - ref[..., 1]
+    return np.stack([c * dx + s * dy, -s * dx + c * dy,
+                     wrap_angle(poses[..., 2] - ref[..., 2])], -1)
+
+
 def trajectory_in_frame(ego2globals: np.ndarray, ref: int) -> np.ndarray:
     """Planar ego trajectory of a sequence in the ego frame of frame ``ref``.
 
@@ -78,14 +88,8 @@ def trajectory_in_frame(ego2globals: np.ndarray, ref: int) -> np.ndarray:
         the planar ego frame of ``ref`` (metres, radians; the ``ref`` row is zeros).
     """
     P = np.asarray(ego2globals, np.float64)
-    x, y = P[:, 0, 3], P[:, 1, 3]                                  # (T,) metres, global
-    yaw = np.arctan2(P[:, 1, 0], P[:, 0, 0])                        # (T,) radians
-    dx, dy = x - x[ref], y - y[ref]
-    c, s = np.cos(yaw[ref]), np.sin(yaw[ref])
-    out = np.stack([c * dx + s * dy, -s * dx + c * dy, yaw - yaw[ref]], axis=1)  # (T, 3)
-    out[ref] = 0.0
-    out[:, 2] = wrap_angle(out[:, 2])
-    return out
+    se2 = np.stack([P[:, 0, 3], P[:, 1, 3], np.arctan2(P[:, 1, 0], P[:, 0, 0])], 1)  # (T, 3)
+    return relative_se2(se2[ref], se2)
 
 
 def wrap_angle(a):

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from occwm.geometry import relative_se2
 from occwm.scenarios.search import perturb, risk_score
 from occwm.scenarios.trajectories import (SUBSTEPS, EgoState, KinematicLimits,
                                           builtin_trajectories, compose, estimate_ego_state,
-                                          load_trajectories, random_feasible, relative,
+                                          load_trajectories, random_feasible,
                                           save_trajectories, simulate_bicycle)
 
 
@@ -29,7 +30,7 @@ def past_at(v, yaw_rate=0.0, P=5, dt=0.5):
 def test_compose_and_relative_are_inverse():
     a = np.array([1.0, -2.0, 0.7])
     b = np.array([[3.0, 0.5, -0.2], [0.0, 0.0, 0.0]])
-    np.testing.assert_allclose(relative(a, compose(a, b)), b, atol=1e-12)
+    np.testing.assert_allclose(relative_se2(a, compose(a, b)), b, atol=1e-12)
     np.testing.assert_allclose(compose(np.array([0, 0, np.pi / 2]), np.array([1.0, 0, 0])),
                                [0, 1, np.pi / 2], atol=1e-12)
 

@@ -30,9 +30,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from occwm.data.layout import atomic_path, save_labels
+from occwm.geometry import relative_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.scenarios.rollout import RolloutResult, Window, summarise
-from occwm.scenarios.trajectories import DT, relative
+from occwm.scenarios.trajectories import DT
 
 
 def safe_name(name: str) -> str:
@@ -157,7 +158,7 @@ def render_scenario(path: str, window: Window, traj: np.ndarray,
                         continue
                     frame = window.past_occ[-1] if t == 0 else occ[t - 1]
                     pose = np.zeros(3) if t == 0 else poses[t - 1]
-                    img = render_occupancy(frame, grid, traj=relative(pose, full), renderer=rend)
+                    img = render_occupancy(frame, grid, traj=relative_se2(pose, full), renderer=rend)
                     img = np.ascontiguousarray(img)
                     if t > 0 and res.score is not None and res.score.collision[t - 1]:
                         cv2.rectangle(img, (0, 0), (panel - 1, panel - 1), (255, 0, 0), 6)

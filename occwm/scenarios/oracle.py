@@ -135,10 +135,10 @@ def world_window(world: SyntheticWorld, present: int, num_past: int = 5,
     """The ``Window`` of a synthetic world at ``present`` (past and recorded future
     rendered in their own ego frames; ``horizon`` future frames, default all left)."""
     from occwm.scenarios.rollout import Window
-    from occwm.scenarios.trajectories import relative
+    from occwm.geometry import relative_se2
     end = len(world.ego) if horizon is None else present + 1 + horizon
     idx = np.arange(present - num_past + 1, end)
     occ = np.stack([render_occupancy(world, int(i), grid) for i in idx])
-    traj = relative(world.ego[present], world.ego[idx]).astype(np.float32)
+    traj = relative_se2(world.ego[present], world.ego[idx]).astype(np.float32)
     return Window(occ[:num_past], traj[:num_past], occ[num_past:], traj[num_past:],
                   'synthetic-world', f'frame-{present}')

@@ -31,9 +31,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from occwm.geometry import relative_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.scenarios.scoring import ScoringConfig, aggregate, ground_shift, score_trajectory
-from occwm.scenarios.trajectories import check_trajectories, relative
+from occwm.scenarios.trajectories import check_trajectories
 
 
 def sample_seed(seed: int, token: str, sample: int) -> int:
@@ -128,7 +129,7 @@ def autoregressive_rollout(model, past_occ: torch.Tensor, traj: torch.Tensor, nu
             start = min(done, max(num_future - Tf, 0))
             p = P - 1 + start
             ctx = torch.stack(frames[p - P + 1:p + 1])[None]  # (1, P, X, Y, Z)
-            rel = torch.from_numpy(relative(poses[p], poses[p - P + 1:p + Tf + 1])).float()[None]
+            rel = torch.from_numpy(relative_se2(poses[p], poses[p - P + 1:p + Tf + 1])).float()[None]
             new = model.forecast(ctx, rel.to(ctx.device), generator=generator[b], **kwargs)[0]
             frames += list(new[done - start:].unbind(0))
             done = start + Tf

@@ -55,9 +55,9 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.geometry import EGO_REAR
+from occwm.geometry import EGO_REAR, relative_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
-from occwm.scenarios.trajectories import DT, relative
+from occwm.scenarios.trajectories import DT
 
 FLAT_CLASSES = (11, 12, 13, 14)
 DRIVEABLE_CLASSES = (11,)
@@ -326,12 +326,12 @@ def score_trajectory(occ: np.ndarray, traj: np.ndarray, frame_poses: Optional[np
     prev_pose = np.zeros(3)
     for k in range(H):
         maps = bev_maps(occ[k], layers, grid.free_label)
-        pose = relative(frame_poses[k], traj[k])  # the planned pose in frame k
+        pose = relative_se2(frame_poses[k], traj[k])  # the planned pose in frame k
         foot = footprint_mask(pose, cfg, grid)  # (X, Y)
         out['collision_now'][k], front = _hits(maps.obstacle, pose, cfg, grid)
         if cfg.lagged and prev_maps is not None:  # the planned pose in frame k - 1
             out['collision_lagged'][k], front_prev = _hits(
-                prev_maps.obstacle, relative(prev_pose, traj[k]), cfg, grid)
+                prev_maps.obstacle, relative_se2(prev_pose, traj[k]), cfg, grid)
             front = front or front_prev
         out['collision'][k] = out['collision_now'][k] or out['collision_lagged'][k]
         out['at_fault'][k] = out['collision'][k] and front and speeds[k] > cfg.stopped_speed

@@ -33,7 +33,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from occwm.geometry import wrap_angle
+from occwm.geometry import relative_se2, wrap_angle
 
 DT = 0.5  # s between trajectory rows (2 Hz)
 SUBSTEPS = 10  # integration substeps per row (0.05 s)
@@ -48,16 +48,6 @@ def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x = a[..., 0] + c * b[..., 0] - s * b[..., 1]
     y = a[..., 1] + s * b[..., 0] + c * b[..., 1]
     return np.stack([x, y, wrap_angle(a[..., 2] + b[..., 2])], -1)
-
-
-def relative(ref: np.ndarray, poses: np.ndarray) -> np.ndarray:
-    """``inv(ref) o poses``: ``(..., 3)`` poses re-expressed in the frame of pose ``ref``
-    ``(3,)`` or ``(..., 3)`` (x m, y m, yaw rad)."""
-    ref, poses = np.asarray(ref, np.float64), np.asarray(poses, np.float64)
-    c, s = np.cos(ref[..., 2]), np.sin(ref[..., 2])
-    dx, dy = poses[..., 0] - ref[..., 0], poses[..., 1] - ref[..., 1]
-    return np.stack([c * dx + s * dy, -s * dx + c * dy,
-                     wrap_angle(poses[..., 2] - ref[..., 2])], -1)
 
 
 # ----------------------------------------------------------------------------- files
@@ -188,7 +178,7 @@ def estimate_ego_state(past_traj: np.ndarray, dt: float = DT,
         return EgoState()
 
     def speed(i):  # arc length of the step ending at pose i (constant curvature) / dt
-        d = relative(p[i], p[i - 1])  # the previous pose in frame i
+        d = relative_se2(p[i], p[i - 1])  # the previous pose in frame i
         if d[0] >= 0:  # not moving forward
             return 0.0
         half = 0.5 * abs(float(d[2]))

@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.geometry import EGO_REAR
+from occwm.geometry import EGO_REAR, relative_se2
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE, OccGrid
 
 # nuScenes ego vehicle (Renault Zoe): length x width x height in metres.
@@ -169,12 +169,7 @@ def trajectory_in_own_frame(traj: np.ndarray, k: int) -> np.ndarray:
         ``(T, 3) float64`` waypoints in the ego frame of waypoint ``k`` (row ``k`` is 0).
     """
     traj = np.asarray(to_numpy(traj), dtype=np.float64).reshape(-1, 3)  # (T, 3)
-    x, y, yaw = traj[k]
-    c, s = np.cos(yaw), np.sin(yaw)
-    dx, dy = traj[:, 0] - x, traj[:, 1] - y
-    out = np.column_stack([c * dx + s * dy, -s * dx + c * dy, traj[:, 2] - yaw])  # R^T (p - t)
-    out[:, 2] = (out[:, 2] + np.pi) % (2 * np.pi) - np.pi
-    return out
+    return relative_se2(traj[k], traj)
 
 
 def trajectory_lineset(traj: np.ndarray, z: float = 0.3, tick: float = 1.0,
