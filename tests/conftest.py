@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from occwm.data.layout import shared_data_dir
+from occwm.io import shared_data_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = shared_data_dir()

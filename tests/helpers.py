@@ -1,7 +1,8 @@
 """Small builders shared by the tests: a tiny grid and a tiny on-disk scene."""
 import numpy as np
 
-from occwm.data.layout import add_trajectories, labels_path, make_frame_info, save_labels, save_pickle
+from occwm.infos.fields import add_trajectories, make_frame_info
+from occwm.io import labels_path, save_labels, save_pickle
 from occwm.grid import OccGrid
 
 TINY_GRID = OccGrid(point_cloud_range=(-6.4, -6.4, -1.0, 6.4, 6.4, 2.2), voxel_size=0.4)  # 32x32x8

@@ -1,6 +1,6 @@
 """Write, at test time, a v1.0-mini-shaped nuScenes database (with nuScenes-lidarseg)
 from the real 11-frame sequence ``../shared/data/nuscenes_seq11``, so that the root mode
-of the occupancy builder (``occwm.data.nuscenes_occ``) can be tested on real records
+of the occupancy builder (``occwm.occupancy.nuscenes``) can be tested on real records
 through nuscenes-devkit. Nothing written here is committed: tests call it on ``tmp_path``.
 
 What comes from the real records, unchanged: the LIDAR_TOP points (``pc/pcK.npy``: the
@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 from pyquaternion import Quaternion
 
-from occwm.data.nuscenes_occ import BOX_SCALE, BOX_Z_SHIFT
+from occwm.occupancy.nuscenes import BOX_SCALE, BOX_Z_SHIFT
 
 VERSION = 'v1.0-mini'
 SCENE_NAME = 'scene-seq11'

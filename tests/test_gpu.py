@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.gpu,
 
 
 def test_bf16_train_step_and_forecast():
-    from occwm.data.synthetic import generate_scene
+    from occwm.synthetic.scenes import generate_scene
     from occwm.geometry import trajectory_in_frame
     from occwm.models import OccForecaster
     occ, poses, _ = generate_scene(0, num_frames=11)

@@ -8,19 +8,15 @@ random (timing only: an untrained decoder keeps more voxels, so it is slower tha
 trained one). The input is one window of a synthetic scene (``--seed``).
 """
 import argparse
-import os
 import resource
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-import occwm.compat  # noqa: E402,F401
+import occwm.compat  # noqa: F401  (spconv CPU shim, safe checkpoint loading)
 
 
 def parse_args(argv=None):
@@ -39,8 +35,8 @@ def parse_args(argv=None):
 
 def synthetic_window(num_past: int, num_future: int, seed: int):
     """``occ (1, T, X, Y, Z) uint8`` and ``traj (1, T, 3) float32`` of a synthetic scene."""
-    from occwm.data.synthetic import generate_scene
     from occwm.geometry import trajectory_in_frame
+    from occwm.synthetic.scenes import generate_scene
     T = num_past + num_future
     occ, poses, _ = generate_scene(seed, num_frames=T)
     traj = trajectory_in_frame(poses, num_past - 1)

@@ -29,8 +29,6 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
@@ -92,10 +90,10 @@ def time_stages(dataset, cache_dir, args):
     import numpy as np
 
     from occwm.data.augment import RandomFlipRotateOcc
-    from occwm.data.layout import load_labels
     from occwm.data.occ_cache import OccCache
     from occwm.data.transforms import PackOccInputs, occ_collate
     from occwm.grid import occupied_voxels
+    from occwm.io import load_labels
 
     keys = ('semantics', 'mask_lidar', 'mask_camera') if args.with_masks else ('semantics',)
     T = dataset.window_len
@@ -164,15 +162,15 @@ def main(argv=None):
     from mmengine.registry import init_default_scope
     from tqdm import tqdm
 
+    import occwm.data  # noqa: F401  (registers the dataset and transforms)
     from occwm.data.occ_cache import OccCache
     from occwm.registry import DATASETS
-    import occwm.data  # noqa: F401  (registers the dataset and transforms)
     init_default_scope('occwm')
 
     temp = tempfile.mkdtemp(prefix='occwm_bench_loader_')
     try:
         if args.data_root is None:
-            from occwm.data.synthetic import write_synthetic_dataset
+            from occwm.synthetic.scenes import write_synthetic_dataset
             print(f'writing {args.synthetic_scenes} synthetic scenes x {args.synthetic_frames} '
                   f'frames (200x200x16) to {temp}')
             out = write_synthetic_dataset(os.path.join(temp, 'data'), args.synthetic_scenes, 0,

@@ -5,7 +5,7 @@
 The comparison is ground truth | forecast | errors side by side in every frame (3 open3d
 renders per frame), the time written on each panel and a legend, written as a GIF (and
 an MP4 when imageio-ffmpeg is there) into a temporary folder. The input is a synthetic
-scene (``occwm.data.synthetic.generate_scene``, ``--seed``) whose "forecast" is the
+scene (``occwm.synthetic.scenes.generate_scene``, ``--seed``) whose "forecast" is the
 ground truth with the moving agents shifted by a few voxels. Prints the median over
 ``--repeats`` runs of the whole GIF and of its stages, and the open3d backend used.
 """
@@ -16,16 +16,14 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from occwm.data.synthetic import generate_scene  # noqa: E402
-from occwm.grid import DYNAMIC_CLASSES  # noqa: E402
-from occwm.visualization.figures import Window, window_video  # noqa: E402
-from occwm.visualization.geometry import occupancy_to_mesh  # noqa: E402
-from occwm.visualization.media import ffmpeg_available, write_video  # noqa: E402
-from occwm.visualization.render import OccRenderer, scene_geometries  # noqa: E402
+from occwm.grid import DYNAMIC_CLASSES
+from occwm.synthetic.scenes import generate_scene
+from occwm.visualization.figures import Window, window_video
+from occwm.visualization.geometry import occupancy_to_mesh
+from occwm.visualization.media import ffmpeg_available, write_video
+from occwm.visualization.render import OccRenderer, scene_geometries
 
 
 def parse_args(argv=None):

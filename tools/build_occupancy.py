@@ -5,7 +5,7 @@ Example::
     python tools/build_occupancy.py ../shared/data/nuscenes_seq11 outputs/occ_seq11 --report
 
 writes ``OUT_DIR/gts/<scene>/<token>/labels.npz`` per frame and ``OUT_DIR/<scene>_infos.pkl``
-(OccWorld layout). The method is described in ``occwm/data/occ_builder.py``.
+(OccWorld layout). The method is described in ``occwm/occupancy/builder.py``.
 Visibility: ``--ray-cast all`` (default) casts LiDAR rays from every aggregated scan
 (``mask_lidar``); ``--cam-calib PKL`` adds ``mask_camera`` from six camera calibrations
 taken from an info pkl (mmdet3d-1.x or OccWorld; calibrations of another log of the same
@@ -16,7 +16,7 @@ static surfaces by Poisson reconstruction (SurroundOcc)::
         --cam-calib ../shared/data/nuscenes_frame_cams/n015-2018-07-24-11-22-45+0800.pkl
 
 Root mode: any scene of a nuScenes root with nuScenes-lidarseg, read through
-nuscenes-devkit (``occwm/data/nuscenes_occ.py``; same method)::
+nuscenes-devkit (``occwm/occupancy/nuscenes.py``; same method)::
 
     python tools/build_occupancy.py --nusc-root data/nuscenes --version v1.0-trainval \
         --scenes scene-0103 scene-0916 --out data/nuscenes
@@ -34,14 +34,16 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from occwm.data.nuscenes_occ import build_nuscenes_scenes  # noqa: E402
-from occwm.data.layout import shared_data_dir  # noqa: E402
-from occwm.data.occ_builder import (RAY_CAST_MODES, build_scene, format_report,  # noqa: E402
-                                    occupancy_report)
-from occwm.data.visibility import load_cam_calib  # noqa: E402
-from occwm.grid import DEFAULT_GRID, OccGrid  # noqa: E402
+from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.io import shared_data_dir
+from occwm.occupancy.builder import (
+    RAY_CAST_MODES,
+    build_scene,
+    format_report,
+    occupancy_report,
+)
+from occwm.occupancy.nuscenes import build_nuscenes_scenes
+from occwm.occupancy.visibility import load_cam_calib
 
 OCC3D_REFERENCE = os.path.join(shared_data_dir(), 'occ3d_sample', '29796060110c4163b07f06eff4af0753',
                                'labels.npz')
@@ -122,7 +124,7 @@ def _check_mode(args):
 
 
 def _root_mode(args, out, grid, cams):
-    """Build the scenes of a nuScenes root (``occwm.data.nuscenes_occ``); ``cams``:
+    """Build the scenes of a nuScenes root (``occwm.occupancy.nuscenes``); ``cams``:
     ``'database'``, ``None`` (no camera mask) or the ``--cam-calib`` cameras."""
     version = args.version or 'v1.0-trainval'
     try:

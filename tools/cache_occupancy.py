@@ -12,8 +12,6 @@ import os
 import sys
 from multiprocessing import Pool
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,

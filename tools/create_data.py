@@ -7,18 +7,14 @@ Example::
 reads ``ROOT/VERSION/*.json`` with nuscenes-devkit and writes
 ``OUT/nuscenes_infos_{train,val}_temporal_v3_scene.pkl`` (``test`` for v1.0-test):
 ``{'metadata': ..., 'infos': {scene_name: [frame_info, ...]}}``, keyframes in time order,
-splits from ``nuscenes.utils.splits``. Fields: ``occwm/data/nuscenes_converter.py``.
+splits from ``nuscenes.utils.splits``. Fields: ``occwm/infos/nuscenes.py``.
 Other databases in the nuScenes schema (e.g. Lyft's v1.01-train) work too; their scenes
 are in no nuScenes split and go to ``--unsplit-to``.
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from occwm.data.nuscenes_converter import (CAMERA_CHANNELS, create_nuscenes_infos,  # noqa: E402
-                                           format_summary)
+from occwm.infos.nuscenes import CAMERA_CHANNELS, create_nuscenes_infos, format_summary
 
 
 def parse_args(argv=None):

@@ -18,9 +18,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from occwm.evaluation.protocols import MASKS, PROTOCOLS  # noqa: E402
+from occwm.evaluation.protocols import MASKS, PROTOCOLS
 
 
 def parse_args(argv=None):

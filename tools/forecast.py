@@ -21,13 +21,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-
-from occwm.evaluation.protocols import MASKS, PROTOCOLS  # noqa: E402
+from occwm.evaluation.protocols import MASKS, PROTOCOLS
 
 
 def parse_args(argv=None):
@@ -61,9 +59,9 @@ def main(argv=None):
     from tqdm import tqdm
 
     import occwm.compat  # noqa: F401
-    from occwm.data.layout import atomic_path
     from occwm.evaluation.protocols import apply_protocol
     from occwm.evaluation.report import write_report
+    from occwm.io import atomic_path
     from occwm.registry import DATASETS, METRICS
 
     cfg = Config.fromfile(args.config)

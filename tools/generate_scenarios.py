@@ -30,13 +30,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from occwm.grid import DEFAULT_GRID, OccGrid  # noqa: E402
+from occwm.grid import DEFAULT_GRID, OccGrid
 
 
 def parse_args(argv=None):
@@ -108,10 +105,22 @@ def build_windows(args, num_past: int, num_future: int, grid: OccGrid):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(max(args.threads, 1))
-    from occwm.scenarios import (ScenarioGenerator, ScoringConfig, Window, builtin_trajectories,
-                                 critical_search, load_trajectories, rank_results)
-    from occwm.scenarios.export import (agreement_rate, write_index, write_json, write_report,
-                                        write_scenario)
+    from occwm.scenarios import (
+        ScenarioGenerator,
+        ScoringConfig,
+        Window,
+        builtin_trajectories,
+        critical_search,
+        load_trajectories,
+        rank_results,
+    )
+    from occwm.scenarios.export import (
+        agreement_rate,
+        write_index,
+        write_json,
+        write_report,
+        write_scenario,
+    )
     if args.gt == bool(args.config and args.checkpoint):
         sys.exit('error: give CONFIG CHECKPOINT to score model futures, or --gt (and no '
                  'config) to score the recorded future occupancy')

@@ -4,17 +4,15 @@
 
 Writes ``OUT_DIR/gts/synthetic-XXXX/<token>/labels.npz`` (Occ3D layout) and
 ``OUT_DIR/synthetic_infos_{train,val}.pkl`` (OccWorld-style scene-keyed infos); the
-val scenes are held out (drawn from different seeds). See ``occwm.data.synthetic``.
+val scenes are held out (drawn from different seeds). See ``occwm.synthetic.scenes``.
 """
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from occwm.data.synthetic import SyntheticSceneConfig, write_synthetic_dataset  # noqa: E402
-from occwm.grid import DEFAULT_GRID, OccGrid  # noqa: E402
+from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.synthetic.scenes import SyntheticSceneConfig, write_synthetic_dataset
 
 
 def parse_args(argv=None):

@@ -13,11 +13,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mmengine.config import Config, DictAction
 
-from mmengine.config import Config, DictAction  # noqa: E402
-
-from occwm.evaluation.protocols import MASKS, PROTOCOLS, apply_protocol  # noqa: E402
+from occwm.evaluation.protocols import MASKS, PROTOCOLS, apply_protocol
 
 
 def parse_args(argv=None):
@@ -67,8 +65,9 @@ def main(argv=None):
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found')
-    import occwm.compat  # noqa: F401
     from mmengine.runner import Runner
+
+    import occwm.compat  # noqa: F401
     from occwm.evaluation.report import write_report
 
     cfg = Config.fromfile(args.config)

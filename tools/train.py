@@ -10,12 +10,10 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import occwm.compat  # noqa: E402,F401  (spconv CPU shim, safe checkpoint loading)
+import occwm.compat  # noqa: F401  (spconv CPU shim, safe checkpoint loading)
 
 
 def parse_args(argv=None):

@@ -29,12 +29,10 @@ import sys
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from occwm.visualization import figures, sources  # noqa: E402
-from occwm.visualization.export import MESH_EXTS, export_mesh  # noqa: E402
-from occwm.visualization.media import IMAGE_EXTS, VIDEO_EXTS, save_image, write_video  # noqa: E402
-from occwm.visualization.render import BACKEND_ENV, VIEWS, OccRenderer  # noqa: E402
+from occwm.visualization import figures, sources
+from occwm.visualization.export import MESH_EXTS, export_mesh
+from occwm.visualization.media import IMAGE_EXTS, VIDEO_EXTS, save_image, write_video
+from occwm.visualization.render import BACKEND_ENV, VIEWS, OccRenderer
 
 FALLBACK_OUT = 'visualization.gif'
 
@@ -169,7 +167,11 @@ def write(args, win, title, single) -> str:
 
 def interactive(args, win) -> bool:
     """Show the window interactively; ``False`` (with a message) when impossible."""
-    from occwm.visualization.interactive import has_display, show_timeline, timeline_steps
+    from occwm.visualization.interactive import (
+        has_display,
+        show_timeline,
+        timeline_steps,
+    )
     if not has_display():
         print('--interactive: no display here (DISPLAY / WAYLAND_DISPLAY unset), so no window '
               'can open; writing files instead (run on a desktop, or ssh -X, for the window)')

@@ -1,4 +1,5 @@
-"""Occupancy data: on-disk layout, builders, the synthetic generator and datasets."""
+"""The training data path: the forecast-window dataset, its transforms (loading,
+augmentation, packing) and the sparse occupancy cache."""
 from occwm.data.augment import RandomFlipRotateOcc
 from occwm.data.occ_cache import OccCache
 from occwm.data.occ_dataset import OccForecastDataset

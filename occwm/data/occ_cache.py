@@ -24,7 +24,7 @@ Validity: a cache file is used only when its header matches the grid and the sou
 current size, mtime and inode (``os.stat``); otherwise it is rebuilt from the source
 (stale). A file that cannot be read or parsed (corrupt, truncated, wrong magic) is also
 rebuilt, with a ``UserWarning`` naming it: the source is the truth, and the cache is
-disposable. Writes are atomic (``occwm.data.layout.atomic_path``), so concurrent
+disposable. Writes are atomic (``occwm.io.atomic_path``), so concurrent
 dataloader workers building the same frame are safe. The source must exist.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from occwm.data.layout import atomic_path, load_labels
+from occwm.io import atomic_path, load_labels
 from occwm.grid import DEFAULT_GRID, OccGrid
 
 MAGIC = int.from_bytes(b'OCCWMSPC', 'little')
@@ -131,7 +131,7 @@ class OccCache:
         grid: the occupancy grid.
 
     ``load(src, keys)`` returns the same ``{key: (X, Y, Z) uint8}`` as
-    ``occwm.data.layout.load_labels(src, grid, keys)``, building the cache file on a
+    ``occwm.io.load_labels(src, grid, keys)``, building the cache file on a
     miss, a stale entry or a corrupt one (warning).
     """
 

@@ -1,7 +1,7 @@
 """``OccForecastDataset``: deterministic windows of past + future occupancy frames.
 
 Reads the Occ3D-nuScenes occupancy layout (``gts/<scene>/<token>/labels.npz``) with
-an info pkl of any supported layout (``occwm.data.info_layouts``: OccWorld's
+an info pkl of any supported layout (``occwm.infos.layouts``: OccWorld's
 ``nuscenes_infos_{train,val}_temporal_v3_scene.pkl``, DOME, I²-World, mmdet3d 0.x /
 UniAD flat lists, mmdet3d 1.x ``data_list``, and the pkls of ``tools/build_occupancy.py``
 and the synthetic generator), all normalised to occwm's scene-keyed frame_infos.
@@ -14,8 +14,8 @@ from typing import Dict, List, Optional
 import numpy as np
 from mmengine.dataset import BaseDataset
 
-from occwm.data.info_layouts import DEFAULT_MAX_GAP_S, SPLIT_SEP, load_infos
-from occwm.data.layout import ego2global_of
+from occwm.infos.layouts import DEFAULT_MAX_GAP_S, SPLIT_SEP, load_infos
+from occwm.infos.fields import ego2global_of
 from occwm.evaluation.protocols import window_starts
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
@@ -36,7 +36,7 @@ class OccForecastDataset(BaseDataset):
         ann_file: info pkl of any supported layout (relative to ``data_root`` unless
             absolute).
         data_root: folder holding ``gts/<scene>/<token>/labels.npz``.
-        layout: the pkl's layout (``occwm.data.info_layouts.KNOWN_LAYOUTS``) or
+        layout: the pkl's layout (``occwm.infos.layouts.KNOWN_LAYOUTS``) or
             ``'auto'`` (default: detected).
         scene_names: optional ``{scene_token or sample token: scene name}`` for flat
             lists that carry no ``occ_path`` (``scene_names_from_nuscenes``).

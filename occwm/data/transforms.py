@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from occwm.data.layout import load_labels
+from occwm.io import load_labels
 from occwm.data.occ_cache import OccCache
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.registry import FUNCTIONS, TRANSFORMS

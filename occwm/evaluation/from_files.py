@@ -8,7 +8,7 @@ Layout (what ``tools/forecast.py`` writes)::
     <gt_root>/<scene_name>/<token>/labels.npz   Occ3D ground truth (data/nuscenes/gts)
 
 The windows come from the info pkl and the protocol (``protocols.window_starts``). The
-pkl may be of any layout ``occwm.data.info_layouts.load_infos`` reads (OccWorld's,
+pkl may be of any layout ``occwm.infos.layouts.load_infos`` reads (OccWorld's,
 DOME's, I²-World's, ...), scenes taken whole as the protocols do; a frame needs only
 ``token``, ``timestamp`` and the ``ego2global`` / ``lidar2ego`` poses (the trajectory
 of the warp baseline is computed from the ego poses).
@@ -22,8 +22,9 @@ from typing import Iterator, List, Optional
 import numpy as np
 import torch
 
-from occwm.data.info_layouts import load_infos
-from occwm.data.layout import ego2global_of, load_labels
+from occwm.infos.layouts import load_infos
+from occwm.infos.fields import ego2global_of
+from occwm.io import load_labels
 from occwm.evaluation.baselines import baseline_forecasts
 from occwm.evaluation.occ_metric import OccMetric
 from occwm.evaluation.protocols import NO_GAP_CUT_S, check_mask, get_protocol, window_starts

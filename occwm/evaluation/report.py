@@ -212,7 +212,7 @@ def write_report(report: dict, json_path: Optional[str] = None, md_path: Optiona
                  extra: Optional[dict] = None) -> None:
     """Write the report as JSON and / or Markdown, atomically. ``extra`` keys are added
     to the JSON (e.g. mmengine's flat metrics or timings)."""
-    from occwm.data.layout import atomic_path
+    from occwm.io import atomic_path
     if json_path:
         with atomic_path(json_path) as tmp, open(tmp, 'w') as f:
             f.write(to_json(dict(report, **(extra or {}))))

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from occwm.data.layout import atomic_path, save_labels
+from occwm.io import atomic_path, save_labels
 from occwm.geometry import relative_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.scenarios.rollout import RolloutResult, Window, summarise

@@ -1,5 +1,5 @@
 """Synthetic counterfactual ground truth: a "perfect model" that renders a SYNTHETIC
-world (``occwm.data.synthetic``) at the planned ego poses, and a synthetic scene with a
+world (``occwm.synthetic.scenes``) at the planned ego poses, and a synthetic scene with a
 parked car ahead of the ego, for tests and demos of the scenario tools.
 
 The synthetic agents do not react to the ego, so the world rendered at a planned pose
@@ -14,9 +14,9 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from occwm.data.layout import (add_trajectories, labels_path, make_frame_info, save_labels,
-                               save_pickle)
-from occwm.data.synthetic import (CAR, NONE, ROAD, SIDEWALK, Agent, StaticMap,
+from occwm.infos.fields import add_trajectories, make_frame_info
+from occwm.io import labels_path, save_labels, save_pickle
+from occwm.synthetic.scenes import (CAR, NONE, ROAD, SIDEWALK, Agent, StaticMap,
                                   SyntheticSceneConfig, SyntheticWorld, render_occupancy,
                                   visibility_masks)
 from occwm.geometry import se2_to_matrix
@@ -107,13 +107,13 @@ def parked_car_world(distance: float = 20.0, lateral: float = 0.0, speed: float 
 
 def write_world(world: SyntheticWorld, out_dir: str, scene_name: str = 'synthetic-parked-car',
                 grid: OccGrid = DEFAULT_GRID) -> Dict[str, str]:
-    """Write a synthetic world in the layout of ``occwm.data.layout`` (Occ3D
+    """Write a synthetic world in the layout of ``occwm.io`` (Occ3D
     ``gts/<scene>/<token>/labels.npz`` + an OccWorld-style info pkl).
 
     Returns:
         ``{'data_root', 'gts', 'infos'}`` paths.
     """
-    from occwm.data.synthetic import synthetic_token
+    from occwm.synthetic.scenes import synthetic_token
     frames = []
     for i in range(len(world.ego)):
         occ = render_occupancy(world, i, grid)

@@ -10,7 +10,7 @@ footprint is the nuScenes ego vehicle, a Renault Zoe: 4.084 m x 1.730 m (Renault
 data: length 4,084 mm, width 1,730 mm without mirrors, wheelbase 2,588 mm, front /
 rear overhang about 0.84 / 0.66 m). In the ego frame it spans
 ``x in [-0.657, 3.427]``, ``y in [-0.865, 0.865]`` m (``ScoringConfig.footprint``).
-For comparison: ``occwm.data.occ_builder.EGO_BODY`` (LiDAR returns on the body,
+For comparison: ``occwm.occupancy.builder.EGO_BODY`` (LiDAR returns on the body,
 with margin) is ``x in [-1.2, 3.4]``, the synthetic generator's ego spans
 ``[-1.0, 3.1]``, and BEV-Planner / OmniDrive put the box centre 1.49 m ahead of the
 rear axle (``[-0.55, 3.53]``). ``ScoringConfig.ego_rear`` / ``margin`` change it.

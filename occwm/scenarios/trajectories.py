@@ -130,7 +130,7 @@ def load_trajectories(path: str, horizon: Optional[int] = None) -> Dict[str, np.
 
 def save_trajectories(path: str, trajs: Dict[str, np.ndarray]) -> None:
     """Write ``{name: (T, 3)}`` as the JSON schema, atomically."""
-    from occwm.data.layout import atomic_path
+    from occwm.io import atomic_path
     with atomic_path(path) as tmp, open(tmp, 'w') as f:
         json.dump({k: np.round(np.asarray(v, np.float64), 4).tolist() for k, v in trajs.items()},
                   f, indent=1)

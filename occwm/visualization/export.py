@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from occwm.data.layout import atomic_path
+from occwm.io import atomic_path
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.visualization.geometry import ego_box_mesh, error_to_mesh, occupancy_to_mesh
 

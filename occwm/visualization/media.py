@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from occwm.data.layout import atomic_path
+from occwm.io import atomic_path
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 VIDEO_EXTS = ('.gif', '.mp4')

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.data.layout import load_labels
+from occwm.io import load_labels
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import DEFAULT_GRID, OccGrid, check_occupancy
 from occwm.visualization.figures import Window
