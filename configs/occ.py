@@ -32,8 +32,8 @@ val_dataloader = dict(
 # tools/test.py --protocol / --mask switch both. Validation is a quick look (stride 3).
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], stride=1,
                                                     window_rule='occworld', max_gap_s=1e9))
-val_evaluator = dict(type='OccMetric', protocol='occworld')
-test_evaluator = dict(type='OccMetric', protocol='occworld', mask=None)
+val_evaluator = dict(type='OccMetric', protocol='occworld', grid={{_base_.grid}})
+test_evaluator = dict(type='OccMetric', protocol='occworld', mask=None, grid={{_base_.grid}})
 
 max_iters = 1200
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

@@ -18,7 +18,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 # Reconstruction IoU / mIoU of every frame; the protocol sets the absent-class rule and
 # mask (tools/test.py configs/vae.py CKPT --protocol i2world --mask camera).
-val_evaluator = dict(type='OccMetric', protocol='occworld', avg_frames=(1,), frame_names=('recon',),
+val_evaluator = dict(type='OccMetric', protocol='occworld', avg_frames=(1,), frame_names=('recon',), baselines=(),
                      present_frame=False)
 test_evaluator = val_evaluator
 

@@ -1,9 +1,20 @@
-"""Ego-pose and trajectory maths.
+"""Ego-pose and trajectory maths: the one home of pose conventions, the ego vehicle
+and the frame step.
 
 Conventions (nuScenes): a pose ``ego2global`` is a ``(4, 4) float64`` homogeneous
 matrix mapping ego-frame points (metres) to the global frame; quaternions are
 ``(w, x, y, z)`` as in nuScenes records and pyquaternion. A planar pose is
-``(x, y, yaw)``: metres and radians, yaw counter-clockwise about +z.
+``(x, y, yaw)``: metres and radians, yaw counter-clockwise about +z. A planar pose
+``P`` of frame ``b`` given in frame ``a`` maps points of ``b`` to ``a``:
+``p_a = R(yaw) p_b + (x, y)`` (``apply_se2``); ``compose_se2(P_ab, P_bc) = P_ac`` and
+``relative_se2(P_ab, P_ac) = P_bc`` (the SE(2) group law, e.g. Lynch & Park, "Modern
+Robotics", 3.2; Barfoot, "State Estimation for Robotics", 7.1).
+
+The planar functions (``wrap_angle``, ``relative_se2``, ``compose_se2``,
+``apply_se2``) take numpy arrays (computed in ``float64``) or torch tensors (computed in
+their dtype and device, differentiable) with any leading batch dimensions that
+broadcast; the SE(3) ones (``pose_matrix``, ``relative_pose``, ``transform_points``) are
+numpy ``float64``.
 
 nuScenes stores ego poses projected to the ground plane with a residual pitch of a
 few degrees (see ``../shared/data/README.md``); chaining full SE(3) poses over tens
@@ -12,15 +23,27 @@ x, y and yaw, which is what occwm uses to relate frames of a sequence.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
+import torch
 from pyquaternion import Quaternion
 
+# Seconds between consecutive frames: nuScenes keyframes (2 Hz), the rate of every
+# occupancy sequence, trajectory and forecast in occwm.
+FRAME_DT = 0.5
 
-# The nuScenes ego frame has its origin on the rear axle; the ego's rear bumper lies this
-# far behind it (metres; Renault Zoe, see occwm.scenarios.scoring).
-EGO_REAR = 0.657
+# The ego vehicle, the one definition (metres). nuScenes drives a Renault Zoe (Renault
+# data: length 4,084 mm, width 1,730 mm without mirrors, height 1,562 mm, wheelbase
+# 2,588 mm, front / rear overhang about 0.84 / 0.66 m). The nuScenes ego frame has its
+# origin at the centre of the REAR AXLE on the ground (devkit, ``ego_pose``), so the body
+# spans x in [-EGO_REAR, EGO_LENGTH - EGO_REAR] = [-0.657, 3.427], |y| <= EGO_WIDTH / 2,
+# z in [0, EGO_HEIGHT].
+EGO_LENGTH = 4.084
+EGO_WIDTH = 1.730
+EGO_HEIGHT = 1.56
+EGO_REAR = 0.657                    # rear bumper behind the rear axle (the ego origin)
+EGO_SIZE: Tuple[float, float, float] = (EGO_LENGTH, EGO_WIDTH, EGO_HEIGHT)
 
 
 def pose_matrix(translation: Sequence[float], rotation_wxyz: Sequence[float]) -> np.ndarray:
@@ -34,6 +57,12 @@ def pose_matrix(translation: Sequence[float], rotation_wxyz: Sequence[float]) ->
     T[:3, :3] = Quaternion(q).rotation_matrix
     T[:3, 3] = t
     return T
+
+
+def yaw_quaternion(yaw: float) -> Tuple[float, float, float, float]:
+    """The ``(w, x, y, z)`` quaternion of a rotation by ``yaw`` radians about +z
+    (``(cos(yaw / 2), 0, 0, sin(yaw / 2))``), as stored in nuScenes records."""
+    return (float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2)))
 
 
 def yaw_of(T: np.ndarray) -> float:
@@ -66,14 +95,90 @@ def relative_pose(ego2global_ref: np.ndarray, ego2global_other: np.ndarray) -> n
     return np.linalg.inv(ego2global_ref) @ ego2global_other
 
 
-def relative_se2(ref: np.ndarray, poses: np.ndarray) -> np.ndarray:
-    """``inv(ref) o poses``: ``(..., 3)`` planar poses (x m, y m, yaw rad) re-expressed in
-    the frame of pose ``ref`` ``(3,)`` or ``(..., 3)``; yaw wrapped to ``[-pi, pi)``."""
-    ref, poses = np.asarray(ref, np.float64), np.asarray(poses, np.float64)
-    c, s = np.cos(ref[..., 2]), np.sin(ref[..., 2])
+def _lib(x):
+    """``torch`` for tensors, ``numpy`` otherwise."""
+    return torch if isinstance(x, torch.Tensor) else np
+
+
+def _as_poses(*arrays):
+    """Numpy inputs as ``float64`` arrays; with a tensor among them, all as tensors of
+    its dtype and device."""
+    t = next((a for a in arrays if isinstance(a, torch.Tensor)), None)
+    if t is None:
+        return tuple(np.asarray(a, np.float64) for a in arrays)
+    return tuple(torch.as_tensor(a, dtype=t.dtype, device=t.device) for a in arrays)
+
+
+def relative_se2(ref, poses):
+    """``inv(ref) o poses``: planar poses re-expressed in the frame of pose ``ref``.
+
+    ``P_bc = inv(P_ab) o P_ac``: ``x, y = R(-yaw_ref) (p - p_ref)``, ``yaw = yaw - yaw_ref``.
+
+    Args:
+        ref: ``(..., 3)`` x m, y m, yaw rad of the new reference frame.
+        poses: ``(..., 3)`` poses in the same frame as ``ref`` (broadcast against it).
+
+    Returns:
+        ``(..., 3)`` poses in the frame of ``ref`` (``ref`` itself -> zeros), yaw wrapped
+        to ``[-pi, pi)``; numpy ``float64``, or a tensor of the input's dtype.
+    """
+    ref, poses = _as_poses(ref, poses)
+    lib = _lib(ref)
+    c, s = lib.cos(ref[..., 2]), lib.sin(ref[..., 2])
     dx, dy = poses[..., 0] - ref[..., 0], poses[..., 1] - ref[..., 1]
-    return np.stack([c * dx + s * dy, -s * dx + c * dy,
-                     wrap_angle(poses[..., 2] - ref[..., 2])], -1)
+    return lib.stack([c * dx + s * dy, -s * dx + c * dy,
+                      wrap_angle(poses[..., 2] - ref[..., 2])], -1)
+
+
+def compose_se2(a, b):
+    """``a o b``: pose ``b`` given in the frame of pose ``a``, expressed in ``a``'s parent
+    frame (the inverse of ``relative_se2``: ``relative_se2(a, compose_se2(a, b)) == b``).
+
+    Args:
+        a, b: ``(..., 3)`` x m, y m, yaw rad (broadcast).
+
+    Returns:
+        ``(..., 3)`` with yaw wrapped to ``[-pi, pi)``; numpy ``float64`` or a tensor.
+    """
+    a, b = _as_poses(a, b)
+    lib = _lib(a)
+    c, s = lib.cos(a[..., 2]), lib.sin(a[..., 2])
+    x = a[..., 0] + c * b[..., 0] - s * b[..., 1]
+    y = a[..., 1] + s * b[..., 0] + c * b[..., 1]
+    return lib.stack([x, y, wrap_angle(a[..., 2] + b[..., 2])], -1)
+
+
+def apply_se2(points, pose, inverse: bool = False):
+    """Map points between the frame of a planar pose and its parent frame.
+
+    ``inverse=False``: points given in the frame of ``pose`` to the parent frame,
+    ``p' = R(yaw) p + (x, y)``; ``inverse=True``: parent-frame points into the frame of
+    ``pose``, ``p' = R(-yaw) (p - (x, y))`` (e.g. into a box's or another ego's frame).
+
+    Args:
+        points: ``(..., 2+)`` metres; columns after x, y (e.g. z) are returned unchanged.
+        pose: ``(..., 3)`` x m, y m, yaw rad, broadcast against ``points[..., 0]``.
+        inverse: see above.
+
+    Returns:
+        ``(..., 2+)`` points (the broadcast shape); numpy ``float64`` or a tensor.
+    """
+    points, pose = _as_poses(points, pose)
+    lib = _lib(points)
+    c, s = lib.cos(pose[..., 2]), lib.sin(pose[..., 2])
+    px, py = points[..., 0], points[..., 1]
+    if inverse:
+        dx, dy = px - pose[..., 0], py - pose[..., 1]
+        xy = [c * dx + s * dy, -s * dx + c * dy]
+    else:
+        xy = [pose[..., 0] + c * px - s * py, pose[..., 1] + s * px + c * py]
+    out = lib.stack(xy, -1)
+    if points.shape[-1] == 2:
+        return out
+    rest = points[..., 2:]
+    shape = tuple(out.shape[:-1]) + tuple(rest.shape[-1:])
+    rest = rest.expand(shape) if lib is torch else np.broadcast_to(rest, shape)
+    return lib.cat([out, rest], -1) if lib is torch else np.concatenate([out, rest], -1)
 
 
 def trajectory_in_frame(ego2globals: np.ndarray, ref: int) -> np.ndarray:
@@ -93,7 +198,9 @@ def trajectory_in_frame(ego2globals: np.ndarray, ref: int) -> np.ndarray:
 
 
 def wrap_angle(a):
-    """Wrap radians to ``[-pi, pi)``."""
+    """Wrap radians to ``[-pi, pi)`` (numpy array or tensor, same shape)."""
+    if isinstance(a, torch.Tensor):
+        return torch.remainder(a + torch.pi, 2 * torch.pi) - torch.pi
     return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
 
 

@@ -50,9 +50,34 @@ OCC3D_PALETTE = np.array([
     [255, 255, 255],  # 17 free
 ], dtype=np.uint8)
 
-# Classes that move with their own instance (nuScenes "things"); the rest are "stuff".
+# Class groups of the Occ3D labels, defined once.
+# Classes that move with their own instance (nuScenes "things"); the rest are static.
 DYNAMIC_CLASSES: Tuple[int, ...] = (2, 3, 4, 5, 6, 7, 9, 10)
 STATIC_CLASSES: Tuple[int, ...] = (0, 1, 8, 11, 12, 13, 14, 15, 16)
+VEHICLE_CLASSES: Tuple[int, ...] = (2, 3, 4, 5, 6, 9, 10)     # bicycle ... truck
+PEDESTRIAN_CLASSES: Tuple[int, ...] = (7,)
+# Surfaces (nuScenes "flat" stuff): driveable_surface, other_flat, sidewalk, terrain.
+FLAT_CLASSES: Tuple[int, ...] = (11, 12, 13, 14)
+DRIVEABLE_CLASSES: Tuple[int, ...] = (11,)
+# Background "stuff" that no object box carries: the flat classes, manmade, vegetation.
+STUFF_CLASSES: Tuple[int, ...] = (11, 12, 13, 14, 15, 16)
+
+
+def cell_centers(xy_range: Sequence[float], shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Centres of the cells of a regular planar grid (voxel columns, BEV latent cells).
+
+    Args:
+        xy_range: ``(x_min, y_min, x_max, y_max)`` metres, ego frame.
+        shape: ``(X, Y)`` cells along x and y.
+
+    Returns:
+        ``(X,)`` and ``(Y,) float64``: ``x_min + (i + 0.5) * (x_max - x_min) / X`` and
+        the same along y, metres.
+    """
+    x0, y0, x1, y1 = (float(v) for v in xy_range)
+    X, Y = int(shape[0]), int(shape[1])
+    return (x0 + (np.arange(X) + 0.5) * ((x1 - x0) / X),
+            y0 + (np.arange(Y) + 0.5) * ((y1 - y0) / Y))
 
 
 @dataclass(frozen=True)
@@ -117,11 +142,15 @@ class OccGrid:
         inside = np.all((idx >= 0) & (idx < np.asarray(self.shape)), axis=1)
         return idx, inside
 
+    @property
+    def xy_range(self) -> Tuple[float, float, float, float]:
+        """``(x_min, y_min, x_max, y_max)`` metres: the planar extent, ego frame."""
+        r = self.point_cloud_range
+        return (float(r[0]), float(r[1]), float(r[3]), float(r[4]))
+
     def column_centers(self) -> Tuple[np.ndarray, np.ndarray]:
         """``(X,)`` and ``(Y,) float64``: x and y of the voxel-column centres, metres, ego frame."""
-        X, Y, _ = self.shape
-        return (self.origin[0] + (np.arange(X) + 0.5) * self.voxel_size,
-                self.origin[1] + (np.arange(Y) + 0.5) * self.voxel_size)
+        return cell_centers(self.xy_range, self.shape[:2])
 
     def voxel_centers(self, idx: np.ndarray) -> np.ndarray:
         """``(N, 3) int`` voxel indices to ``(N, 3) float64`` centres in metres, ego frame."""

@@ -1,8 +1,12 @@
+import math
+
 import numpy as np
 import pytest
+import torch
 
-from occwm.geometry import (matrix_to_se2, planar, pose_matrix, relative_pose, se2_to_matrix,
-                            trajectory_in_frame, transform_points)
+from occwm.geometry import (apply_se2, compose_se2, matrix_to_se2, planar, pose_matrix,
+                            relative_pose, relative_se2, se2_to_matrix, trajectory_in_frame,
+                            transform_points)
 
 
 def quat_z(yaw):
@@ -34,3 +38,37 @@ def test_relative_and_trajectory():
     np.testing.assert_allclose(traj[0], [-1, 0, 0], atol=1e-12)
     np.testing.assert_allclose(traj[1], [0, 0, 0], atol=1e-12)
     np.testing.assert_allclose(traj[2], [1, 1, np.pi / 2], atol=1e-12)
+
+
+def test_relative_se2_torch_by_hand():
+    # pose 1 at (1, 0) heading +y (left); pose 2 one metre further along +y
+    traj = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, math.pi / 2], [1.0, 1.0, math.pi / 2]]])
+    rel = relative_se2(traj[:, 1:2], traj)[0]  # (B, T, 3) in the frame of pose 1
+    # in frame 1, +x is global +y and +y is global -x: the origin is at (0, 1), pose 2 at (1, 0)
+    assert rel.dtype == torch.float32
+    torch.testing.assert_close(rel, torch.tensor([[0.0, 1.0, -math.pi / 2], [0.0, 0.0, 0.0],
+                                                  [1.0, 0.0, 0.0]]), atol=1e-6, rtol=0)
+
+
+def test_compose_relative_apply_agree_with_matrices():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    ab = compose_se2(a, b)
+    np.testing.assert_allclose(relative_se2(a, ab), b, atol=1e-12)
+    np.testing.assert_allclose(compose_se2(np.array([0, 0, np.pi / 2]), np.array([1.0, 0, 0])),
+                               [0, 1, np.pi / 2], atol=1e-12)  # 1 m ahead of an ego facing +y
+    for k in range(5):  # the same as the (4, 4) matrices
+        np.testing.assert_allclose(se2_to_matrix(*ab[k]),
+                                   se2_to_matrix(*a[k]) @ se2_to_matrix(*b[k]), atol=1e-12)
+    pts = rng.normal(size=(5, 3))  # x, y, z: z is kept
+    out = apply_se2(pts, a)
+    for k in range(5):
+        np.testing.assert_allclose(out[k], transform_points(se2_to_matrix(*a[k]), pts[k:k + 1])[0],
+                                   atol=1e-12)
+    np.testing.assert_allclose(apply_se2(out, a, inverse=True), pts, atol=1e-12)
+    # torch: same numbers, broadcast batch dimensions
+    t = apply_se2(torch.from_numpy(pts[:, None]), torch.from_numpy(a[None]))  # (5, 5, 3)
+    assert t.shape == (5, 5, 3)
+    np.testing.assert_allclose(t.numpy()[np.arange(5), np.arange(5)], out, atol=1e-12)
+    np.testing.assert_allclose(compose_se2(torch.from_numpy(a), torch.from_numpy(b)).numpy(), ab,
+                               atol=1e-12)

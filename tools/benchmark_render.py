@@ -20,10 +20,11 @@ import numpy as np
 
 from occwm.grid import DYNAMIC_CLASSES
 from occwm.synthetic.scenes import generate_scene
-from occwm.visualization.figures import Window, window_video
+from occwm.visualization.figures import window_video
 from occwm.visualization.geometry import occupancy_to_mesh
 from occwm.visualization.media import ffmpeg_available, write_video
 from occwm.visualization.render import OccRenderer, scene_geometries
+from occwm.window import OccWindow
 
 
 def parse_args(argv=None):
@@ -60,7 +61,7 @@ def main(argv=None):
     if args.frames < 1 or args.repeats < 1:
         sys.exit('error: --frames and --repeats must be >= 1')
     gt, pred = make_case(args.seed, args.frames)
-    win = Window(future=gt, preds=[pred], traj=np.zeros((args.frames, 3)))
+    win = OccWindow(occ=gt, traj=np.zeros((args.frames, 3)), num_past=0)  # future frames only
     voxels = int(np.mean([(g != 17).sum() for g in gt]))
     print(f'input: synthetic scene {args.seed}, {args.frames} future frames, '
           f'{voxels} occupied voxels per frame')
@@ -76,7 +77,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats + 1):  # the first run warms up (window creation)
             t0 = time.perf_counter()
-            frames = window_video(win, size, args.view, title='benchmark')
+            frames = window_video(win, [pred], size=size, view=args.view, title='benchmark')
             t1 = time.perf_counter()
             write_video(frames, os.path.join(tmp, 'cmp.gif'))
             t2 = time.perf_counter()

@@ -10,7 +10,8 @@ Predictions: one file per window, ``PRED_ROOT/<scene_name>/<token>.npz`` keyed b
 token of the window's present frame (its last past frame), holding ``semantics``
 ``(6, 200, 200, 16) uint8``, the future frames in order (``tools/forecast.py`` writes
 exactly this). Ground truth: ``GT_ROOT/<scene>/<token>/labels.npz``. The copy-last and
-ego-motion-warp baselines are scored beside them under the same protocol. Protocols
+ego-motion-warp baselines are scored beside them under the same protocol, through the
+same ``Runner.test`` path as tools/test.py (``FileForecaster`` serves the files). Protocols
 (``occworld`` default, ``dome``, ``i2world``) and the JSON schema: README, section
 "Evaluation protocols".
 """
@@ -44,12 +45,13 @@ def parse_args(argv=None):
     p.add_argument('--out-md', help='write the report as Markdown here')
     p.add_argument('--allow-missing', action='store_true',
                    help='skip windows without a prediction file (and say how many)')
+    p.add_argument('--work-dir', help='folder for the logs (default: a temporary folder)')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from occwm.evaluation.from_files import evaluate_files
+    from occwm.engine.evaluate import evaluate_files
     from occwm.evaluation.report import write_report
     from occwm.grid import OccGrid
     for name, path in (('--infos', args.infos), ('--gt-root', args.gt_root),
@@ -59,7 +61,8 @@ def main(argv=None):
     try:
         grid = OccGrid(point_cloud_range=tuple(args.point_cloud_range), voxel_size=args.voxel_size)
         report = evaluate_files(args.infos, args.gt_root, args.pred_root, args.protocol,
-                                args.mask, args.num_future, args.allow_missing, grid)
+                                args.mask, args.num_future, args.allow_missing, grid,
+                                args.work_dir)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     if report['missing_windows']:

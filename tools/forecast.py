@@ -13,16 +13,15 @@ autoregressively past 6 frames with ``--num-future``), decodes them and writes
     OUT/metrics.json, OUT/metrics.md      the report: IoU / mIoU per future frame and per
                                           class, model beside copy-last and warp
 
-and prints the tables. The forecasts are those of ``tools/test.py`` (same seeds per
-window), and ``tools/eval_occ.py --pred-root OUT`` scores the files to the same numbers.
+and prints the tables. It is ``tools/test.py`` (the same ``Runner.test``, windows, seeds
+and metric) with two more outputs: the ``DumpForecasts`` metric writes the files and
+``ForecastRenderHook`` the pictures; ``tools/eval_occ.py --pred-root OUT`` scores the
+files to the same numbers. Seconds per forecast: ``tools/benchmark_forecast.py``.
 """
 import argparse
 import os
 import sys
-import time
 
-import numpy as np
-import torch
 from mmengine.config import Config, DictAction
 
 from occwm.evaluation.protocols import MASKS, PROTOCOLS
@@ -47,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, help='seed of the sampled noise (default: the '
                                                  "config's predict_seed, as tools/test.py)")
     parser.add_argument('--no-render', action='store_true', help='skip the PNG renders')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--work-dir', help='folder for the logs (default: OUT/logs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
     return parser.parse_args(argv)
@@ -55,79 +54,57 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.registry import init_default_scope
-    from tqdm import tqdm
-
-    import occwm.compat  # noqa: F401
+    from occwm.engine.evaluate import check_test_set, run_test
     from occwm.evaluation.protocols import apply_protocol
     from occwm.evaluation.report import write_report
-    from occwm.io import atomic_path
-    from occwm.registry import DATASETS, METRICS
 
+    if not os.path.isfile(args.checkpoint):
+        sys.exit(f'error: checkpoint {args.checkpoint} not found (train one with  '
+                 f'python tools/train.py configs/occ.py)')
+    if args.infos and not os.path.isfile(args.infos):
+        sys.exit(f'error: --infos {args.infos} not found')
     cfg = Config.fromfile(args.config)
     preset = apply_protocol(cfg, args.protocol, args.mask, num_future=args.num_future)
+    ds = cfg.test_dataloader.dataset
+    if args.data_root:
+        ds.data_root = args.data_root
+    if args.infos:
+        ds.ann_file = os.path.abspath(args.infos)
+    cfg.model.decode_present = preset['present_frame']
+    cfg.model.tokenizer_ckpt = None  # the forecaster checkpoint holds the tokenizer too
+    sampler = dict(cfg.model.get('sampler') or {})
+    if args.steps:
+        sampler['steps'] = args.steps
+    if args.cfg_scale is not None:
+        sampler['cfg_scale'] = args.cfg_scale
+    cfg.model.sampler = sampler
+    if args.seed is not None:
+        cfg.model.predict_seed = args.seed
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'occwm'))
-    import occwm.data  # noqa: F401  (registers datasets and transforms)
-    import occwm.evaluation  # noqa: F401
-    from occwm.models.forecaster import init_forecaster
-
-    ds_cfg = cfg.test_dataloader.dataset.copy()
-    if args.data_root:
-        ds_cfg.data_root = args.data_root
-    if args.infos:
-        ds_cfg.ann_file = os.path.abspath(args.infos)
-    dataset = DATASETS.build(ds_cfg)
-    if len(dataset) == 0:
-        sys.exit(f'error: {ds_cfg.ann_file} has no {preset["name"]} window of '
-                 f'{dataset.window_len} frames (occworld needs scenes of 12 frames, dome 10, '
-                 f'i2world 11; try --protocol i2world)')
-    windows = args.windows if args.windows is not None else range(len(dataset))
-    bad = [i for i in windows if not 0 <= i < len(dataset)]
-    if bad:
-        sys.exit(f'error: windows {bad} out of range: the set has {len(dataset)} windows')
     try:
-        model = init_forecaster(dict(cfg.model, decode_present=preset['present_frame']),
-                                args.checkpoint, args.device)
-    except FileNotFoundError as e:
+        n = check_test_set(cfg, preset['name'])
+    except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
-    if args.steps:
-        model.sampler['steps'] = args.steps
-    if args.cfg_scale is not None:
-        model.sampler['cfg_scale'] = args.cfg_scale
-    if args.seed is not None:
-        model.predict_seed = args.seed
-    metric = METRICS.build(cfg.test_evaluator)
-    times, written = [], []
-    for i in tqdm(windows, desc='forecast'):
-        sample = dataset[i]
-        meta = sample['data_samples']
-        batch = dict(inputs={k: v[None].to(args.device) for k, v in sample['inputs'].items()},
-                     data_samples=[meta])
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            out = model(batch['inputs'], batch['data_samples'], mode='predict')
-        times.append(time.perf_counter() - t0)
-        metric.process(batch, out)
-        pred = out[0]['pred_occ'].numpy()  # (T_f, X, Y, Z) uint8
-        P = meta['num_past']
-        base = os.path.join(args.out, meta['scene_name'], meta['tokens'][P - 1])
-        with atomic_path(base + '.npz') as tmp, open(tmp, 'wb') as f:
-            np.savez_compressed(f, semantics=pred.astype(np.uint8))
-        written.append(base + '.npz')
-        if not args.no_render:
-            from occwm.visualization.render import render_comparison
-            occ = sample['inputs']['occ']
-            render_comparison(occ[P:].numpy(), pred, out_path=base + '.png',
-                              past=occ[:P].numpy(), traj=sample['inputs']['traj'][P - 1:].numpy())
-    metric.compute_metrics(metric.results)
+    if args.windows is not None:
+        bad = [i for i in args.windows if not 0 <= i < n]
+        if bad:
+            sys.exit(f'error: windows {bad} out of range: the set has {n} windows')
+        ds.indices = list(args.windows)
+    grid = cfg.test_evaluator.get('grid')
+    cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpForecasts', out_dir=args.out)]
+    if not args.no_render:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='ForecastRenderHook', out_dir=args.out, grid=grid)]
+    cfg.work_dir = args.work_dir or os.path.join(args.out, 'logs')
+    cfg.load_from, cfg.resume = args.checkpoint, False
+    metrics, report = run_test(cfg)
+    if report is None:  # ranks other than 0
+        return
     json_path, md_path = (os.path.join(args.out, f'metrics.{e}') for e in ('json', 'md'))
-    write_report(metric.last_report, json_path, md_path,
-                 extra=dict(seconds_per_forecast=float(np.mean(times)), device=args.device))
-    print(f'{len(written)} forecasts written under {os.path.abspath(args.out)} '
-          f'({np.mean(times):.2f} s per forecast on {args.device}); report in {json_path} '
-          f'and {md_path}')
+    write_report(report, json_path, md_path)
+    print(f"{int(metrics['forecasts_written'])} forecasts written under "
+          f'{os.path.abspath(args.out)}; report in {json_path} and {md_path}')
 
 
 if __name__ == '__main__':

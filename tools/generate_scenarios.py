@@ -84,18 +84,14 @@ def build_windows(args, num_past: int, num_future: int, grid: OccGrid):
                  f'<scene>/<token>/labels.npz')
     if os.path.basename(gts) != 'gts' and os.path.isdir(os.path.join(gts, 'gts')):
         gts = os.path.join(gts, 'gts')
-    root = os.path.dirname(gts)
     try:
-        ds = OccForecastDataset(ann_file=os.path.abspath(args.infos), data_root=root,
+        ds = OccForecastDataset(ann_file=os.path.abspath(args.infos), gt_root=gts,
                                 num_past=num_past, num_future=num_future, stride=args.stride,
                                 serialize_data=False,
                                 pipeline=[LoadOccWindow(grid=dataclasses.asdict(grid)),
                                           PackOccInputs()])
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
-    for info in ds.data_list:  # read the labels from --gt-root whatever its name
-        info['occ_paths'] = [os.path.join(gts, os.path.relpath(p, os.path.join(root, 'gts')))
-                             for p in info['occ_paths']]
     if len(ds) == 0:
         sys.exit(f'error: {args.infos} has no scene with {num_past + num_future} frames '
                  f'({num_past} past + {num_future} future); lower --horizon')
@@ -108,7 +104,6 @@ def main(argv=None):
     from occwm.scenarios import (
         ScenarioGenerator,
         ScoringConfig,
-        Window,
         builtin_trajectories,
         critical_search,
         load_trajectories,
@@ -162,13 +157,14 @@ def main(argv=None):
     bar = tqdm(total=len(windows), unit='window', desc='scenarios')
     for i in windows:
         try:
-            window = Window.from_sample(ds[i])
+            window = ds[i]['data_samples'].numpy()
         except (FileNotFoundError, ValueError) as e:
             sys.exit(f'error: window {i}: {e}')
         trajs = dict(file_trajs) if file_trajs else builtin_trajectories(
             window.past_traj, horizon, args.num_random, args.seed)
-        if file_trajs is None and window.recorded is not None and len(window.recorded) >= horizon:
-            trajs['recorded'] = window.recorded[:horizon]
+        recorded = window.recorded_traj
+        if file_trajs is None and recorded is not None and len(recorded) >= horizon:
+            trajs['recorded'] = recorded[:horizon].astype('float32')
         t0 = time.perf_counter()
         results = gen.evaluate(window, trajs, k=args.k, seed=args.seed, model=not args.gt,
                                gt=True, keep_occ=True)

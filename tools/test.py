@@ -44,30 +44,11 @@ def parse_args(argv=None):
     return args
 
 
-def check_test_set(cfg, protocol: str) -> None:
-    """Exit with a message when the test set has no window under the protocol."""
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'occwm'))
-    import occwm.data  # noqa: F401  (registers the datasets)
-    from occwm.registry import DATASETS
-    ds_cfg = dict(cfg.test_dataloader.dataset, pipeline=[])
-    try:
-        n = len(DATASETS.build(ds_cfg))
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f'error: {e}')
-    if n == 0:
-        sys.exit(f"error: {ds_cfg.get('ann_file')} has no {protocol} window of "
-                 f"{ds_cfg.get('num_past', 1) + ds_cfg.get('num_future', 0)} frames (occworld "
-                 f'needs scenes of 12 frames, dome 10, i2world 11): try --protocol i2world')
-
-
 def main(argv=None):
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found')
-    from mmengine.runner import Runner
-
-    import occwm.compat  # noqa: F401
+    from occwm.engine.evaluate import check_test_set, run_test
     from occwm.evaluation.report import write_report
 
     cfg = Config.fromfile(args.config)
@@ -85,10 +66,11 @@ def main(argv=None):
         './work_dirs', os.path.splitext(os.path.basename(args.config))[0] + '_test')
     cfg.load_from = args.checkpoint
     cfg.resume = False
-    check_test_set(cfg, preset['name'])
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    report = getattr(runner.test_evaluator.metrics[0], 'last_report', None)
+    try:
+        check_test_set(cfg, preset['name'])
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    metrics, report = run_test(cfg)
     if report is None:  # ranks other than 0
         return
     write_report(report, args.out_json, args.out_md,

@@ -24,15 +24,18 @@ when a display exists, and otherwise says so and writes ``--out``. The open3d ba
 is chosen automatically (``--backend`` or ``$OCCWM_RENDER_BACKEND`` override) and printed.
 """
 import argparse
+import dataclasses
 import os
 import sys
 import time
 import warnings
 
+from occwm.geometry import FRAME_DT
 from occwm.visualization import figures, sources
 from occwm.visualization.export import MESH_EXTS, export_mesh
 from occwm.visualization.media import IMAGE_EXTS, VIDEO_EXTS, save_image, write_video
 from occwm.visualization.render import BACKEND_ENV, VIEWS, OccRenderer
+from occwm.window import OccWindow
 
 FALLBACK_OUT = 'visualization.gif'
 
@@ -100,7 +103,8 @@ def frame_title(path: str) -> str:
 
 
 def load(args):
-    """``(window, title, single_frame)`` for the inputs of the command line."""
+    """``(window, preds, title, single_frame)`` for the inputs of the command line:
+    an ``OccWindow`` and the forecast samples ``(T_f, X, Y, Z)`` of its future."""
     has_data = bool(args.data_root and args.infos)
     if (args.data_root is None) != (args.infos is None):
         sys.exit('error: --data-root and --infos go together (the folder holding gts/ and '
@@ -109,9 +113,11 @@ def load(args):
         if not has_data or args.inputs:
             sys.exit('error: --window / --scene need --data-root and --infos, and no NPZ inputs')
         if args.scene is not None:
-            return (*sources.scene_sequence(args.data_root, args.infos, args.scene), False)
-        return (*sources.dataset_window(args.data_root, args.infos, args.window, args.num_past,
-                                        args.num_future), False)
+            win, title = sources.scene_sequence(args.data_root, args.infos, args.scene)
+        else:
+            win, title = sources.dataset_window(args.data_root, args.infos, args.window,
+                                                args.num_past, args.num_future)
+        return win, [], title, False
     if not args.inputs:
         sys.exit('error: give an NPZ file, or --data-root R --infos PKL with --window I or '
                  '--scene NAME (see --help)')
@@ -120,40 +126,48 @@ def load(args):
         if len(args.inputs) > 1:
             sys.exit(f'error: {args.inputs[0]} is a single frame; give one frame, or forecast '
                      f'files (T, X, Y, Z) of one window')
-        win = figures.Window(past=first[None], masks=None if mask is None else mask[None])
-        return win, frame_title(args.inputs[0]), True
+        win = OccWindow(occ=first[None], mask_camera=None if mask is None else mask[None])
+        return win, [], frame_title(args.inputs[0]), True
     return (*sources.forecast_window(args.inputs, args.data_root, args.infos, args.num_past),
             False)
 
 
-def write(args, win, title, single) -> str:
+def write(args, win, preds, title, single) -> str:
     """Write ``args.out`` (picture, video or mesh); returns the path written."""
     ext = os.path.splitext(args.out)[1].lower()
     errors, semantic = not args.no_errors, not args.geometric_errors
+    P = win.num_past
     if ext in MESH_EXTS:
-        k = (win.num_past - 1 if win.num_past else 0) if args.frame is None else args.frame
-        if not 0 <= k < len(win):
-            sys.exit(f'error: --frame {k} out of range 0..{len(win) - 1}')
-        if win.preds and k >= win.num_past:
-            occ, mask, what = win.preds[0][k - win.num_past], None, 'forecast'
+        k = max(P - 1, 0) if args.frame is None else args.frame
+        n = figures.num_steps(win, preds)
+        if not 0 <= k < n:
+            sys.exit(f'error: --frame {k} out of range 0..{n - 1}')
+        if preds and k >= P:
+            occ, mask, what = preds[0][k - P], None, 'forecast'
+        elif k < win.num_recorded:
+            masks = win.mask_camera
+            occ, mask, what = win.occ[k], None if masks is None else masks[k], 'recorded frame'
         else:
-            occ, mask, what = win.truth(k), win.mask(k), 'recorded frame'
-        print(f'mesh of the {what} at t = {win.time_label(k)}')
+            sys.exit(f'error: --frame {k}: no recorded frame there')
+        print(f'mesh of the {what} at t = {(k - (P - 1)) * FRAME_DT:+g} s')
         return export_mesh(occ, args.out, mask=mask, with_ego=True)
     if ext in IMAGE_EXTS:
         if single:
-            img = figures.frame_image(win.past[0], args.size, args.view, win.mask(0), title=title)
+            img = figures.frame_image(win.occ[0], args.size, args.view, _first(win.mask_camera),
+                                      title=title)
         else:
-            img = figures.window_image(win, args.view, args.panel, errors, semantic,
-                                       args.past_shown, title=title, progress=True)
+            img = figures.window_image(win, preds, view=args.view, panel_size=args.panel,
+                                       errors=errors, semantic=semantic,
+                                       past_shown=args.past_shown, title=title, progress=True)
         return save_image(img, args.out)
     if ext in VIDEO_EXTS:
         if single:
-            frames = figures.orbit_video(win.past[0], args.size, args.orbit_frames, win.mask(0),
-                                         title=title, progress=True)
+            frames = figures.orbit_video(win.occ[0], args.size, args.orbit_frames,
+                                         _first(win.mask_camera), title=title, progress=True)
         else:
-            frames = figures.window_video(win, args.size, args.view, errors, semantic, title,
-                                          args.orbit, progress=True)
+            frames = figures.window_video(win, preds, size=args.size, view=args.view,
+                                          errors=errors, semantic=semantic, title=title,
+                                          orbit_step=args.orbit, progress=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
             path = write_video(frames, args.out, args.fps)
@@ -165,7 +179,11 @@ def write(args, win, title, single) -> str:
              f'{" ".join(IMAGE_EXTS + VIDEO_EXTS + MESH_EXTS)}')
 
 
-def interactive(args, win) -> bool:
+def _first(masks):
+    return None if masks is None else masks[0]
+
+
+def interactive(args, win, preds) -> bool:
     """Show the window interactively; ``False`` (with a message) when impossible."""
     from occwm.visualization.interactive import (
         has_display,
@@ -176,7 +194,7 @@ def interactive(args, win) -> bool:
         print('--interactive: no display here (DISPLAY / WAYLAND_DISPLAY unset), so no window '
               'can open; writing files instead (run on a desktop, or ssh -X, for the window)')
         return False
-    step, titles = timeline_steps(win, not args.no_errors, not args.geometric_errors)
+    step, titles = timeline_steps(win, preds, not args.no_errors, not args.geometric_errors)
     try:
         show_timeline(step, titles, args.size)
     except RuntimeError as e:
@@ -193,13 +211,13 @@ def main(argv=None):
         sys.exit('error: --out FILE is required (.png .jpg .gif .mp4 .ply .obj), or --interactive')
     t0 = time.perf_counter()
     try:
-        win, title, single = load(args)
+        win, preds, title, single = load(args)
     except (FileNotFoundError, ValueError, KeyError, IndexError) as e:
         sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e}')
     if args.no_dim:
-        win.masks = None
+        win = dataclasses.replace(win, mask_camera=None)
     title = args.title if args.title is not None else title
-    if args.interactive and interactive(args, win):
+    if args.interactive and interactive(args, win, preds):
         return
     args.out = args.out or FALLBACK_OUT
     if os.path.splitext(args.out)[1].lower() not in MESH_EXTS:
@@ -208,9 +226,10 @@ def main(argv=None):
                 print(f'rendering with {probe.describe()}')
         except RuntimeError as e:
             sys.exit(f'error: {e}')
-    path = write(args, win, title, single)
-    print(f'wrote {os.path.abspath(path)} (from {len(win)} occupancy frame'
-          f'{"s" * (len(win) != 1)}, {time.perf_counter() - t0:.1f} s)')
+    path = write(args, win, preds, title, single)
+    n = figures.num_steps(win, preds)
+    print(f'wrote {os.path.abspath(path)} (from {n} occupancy frame{"s" * (n != 1)}, '
+          f'{time.perf_counter() - t0:.1f} s)')
 
 
 if __name__ == '__main__':

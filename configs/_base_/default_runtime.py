@@ -1,6 +1,7 @@
 # Runtime shared by every occwm config (mmengine Runner).
 default_scope = 'occwm'
-custom_imports = dict(imports=['occwm.compat', 'occwm.data', 'occwm.models', 'occwm.evaluation'],
+custom_imports = dict(imports=['occwm.compat', 'occwm.data', 'occwm.models', 'occwm.evaluation',
+                               'occwm.engine'],
                       allow_failed_imports=False)
 
 default_hooks = dict(

@@ -40,6 +40,7 @@ import numpy as np
 from occwm.geometry import wrap_angle
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.registry import TRANSFORMS
+from occwm.warp import warp_planar
 
 # Grids of a window that the augmentation moves (where a small yaw leaves a voxel without a
 # source: free in occ, 0 = not observed in the masks).
@@ -88,34 +89,14 @@ def flip_rot90_grid(arr: np.ndarray, flip_x: bool, flip_y: bool, rot90: int) -> 
     return _from_columns(cols, arr)                           # (T, X, Y, Z)
 
 
-def source_columns(A: np.ndarray, grid: OccGrid = DEFAULT_GRID
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest source column of every destination column under ``p_dst = A p_src``.
-
-    Returns:
-        ``src_x``, ``src_y`` ``(X, Y) int64`` source voxel indices (0 where invalid) and
-        ``valid`` ``(X, Y) bool``: the source column centre lies inside the grid.
-    """
-    X, Y, _ = grid.shape
-    lo, vs = grid.origin[:2], grid.voxel_size
-    cx, cy = grid.column_centers()
-    dst = np.stack(np.meshgrid(cx, cy, indexing='ij'), -1)   # (X, Y, 2) metres, augmented frame
-    src = dst @ A  # (X, Y, 2): A^-1 p = A^T p for orthogonal A, row vectors
-    idx = np.floor((src - lo) / vs).astype(np.int64)         # (X, Y, 2)
-    valid = (idx[..., 0] >= 0) & (idx[..., 0] < X) & (idx[..., 1] >= 0) & (idx[..., 1] < Y)
-    idx[~valid] = 0
-    return idx[..., 0], idx[..., 1], valid
-
-
 def resample_grid(arr: np.ndarray, A: np.ndarray, fill: int, grid: OccGrid = DEFAULT_GRID
                   ) -> np.ndarray:
     """Nearest-voxel resampling of ``(T, X, Y, Z)`` grids under the planar map ``A``
     (any grid, any angle): ``out(p) = arr(A^-1 p)``, ``fill`` where the source column
-    is outside the grid. Returns a new C-contiguous array of ``arr``'s dtype."""
-    src_x, src_y, valid = source_columns(A, grid)
-    out = _from_columns(_columns(arr)[:, src_x, src_y], arr)  # (T, X, Y, Z), a copy
-    out[:, ~valid] = fill
-    return out
+    is outside the grid (``occwm.warp.warp_planar`` with the map ``[A^T | 0]``).
+    Returns a new C-contiguous array of ``arr``'s dtype."""
+    M = np.concatenate([np.asarray(A, np.float64).T, np.zeros((2, 1))], 1)  # (2, 3) A^-1 = A^T
+    return warp_planar(arr, M[None], grid, fill=fill, affine=True)[0]        # (T, X, Y, Z)
 
 
 def transform_trajectory(traj: np.ndarray, A: np.ndarray) -> np.ndarray:

@@ -16,10 +16,10 @@ from mmengine.dataset import BaseDataset
 
 from occwm.infos.layouts import DEFAULT_MAX_GAP_S, SPLIT_SEP, load_infos
 from occwm.infos.fields import ego2global_of
-from occwm.evaluation.protocols import window_starts
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
 from occwm.registry import DATASETS
+from occwm.window import window_starts
 
 
 @DATASETS.register_module()
@@ -45,9 +45,12 @@ class OccForecastDataset(BaseDataset):
         num_past: past frames including the present (default 5, OccWorld protocol).
         num_future: future frames (default 6: 0.5 s ... 3 s).
         stride: frames between window starts (default 1: every window).
-        window_rule: which windows of a scene (``occwm.evaluation.protocols.window_starts``):
+        window_rule: which windows of a scene (``occwm.window.window_starts``):
             ``'all'`` (default; I²-World), ``'occworld'`` (``L - 12`` windows for T = 11,
             as OccWorld's test set) or ``'first'`` (DOME: one per scene).
+        gt_root: folder of ``<scene>/<token>/labels.npz`` when the occupancy is not at
+            ``<data_root>/gts`` (e.g. scoring forecasts against another copy); the last
+            two parts of each frame's ``occ_path`` name the file.
         scenes: optional list of scene names to keep (a name also keeps the parts
             ``<scene>@k`` of a scene cut at time gaps).
         **kwargs: ``pipeline``, ``test_mode``, ``indices`` ... of mmengine's ``BaseDataset``.
@@ -70,13 +73,15 @@ class OccForecastDataset(BaseDataset):
     def __init__(self, ann_file: str, data_root: str = '', num_past: int = 5,
                  num_future: int = 6, stride: int = 1, scenes: Optional[List[str]] = None,
                  layout: str = 'auto', scene_names: Optional[Dict[str, str]] = None,
-                 max_gap_s: float = DEFAULT_MAX_GAP_S, window_rule: str = 'all', **kwargs):
+                 max_gap_s: float = DEFAULT_MAX_GAP_S, window_rule: str = 'all',
+                 gt_root: Optional[str] = None, **kwargs):
         if num_past < 1 or num_future < 0 or stride < 1:
             raise ValueError(f'need num_past >= 1, num_future >= 0, stride >= 1; got '
                              f'{num_past}, {num_future}, {stride}')
         window_starts(0, 1, window_rule)  # raises on an unknown rule
         self.num_past, self.num_future, self.stride = num_past, num_future, stride
         self.window_rule = window_rule
+        self.gt_root = gt_root
         self.scenes = scenes
         self.layout, self.scene_names, self.max_gap_s = layout, scene_names, max_gap_s
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
@@ -107,12 +112,17 @@ class OccForecastDataset(BaseDataset):
                     scene_name=scene_name,
                     tokens=[f['token'] for f in win],
                     timestamps=np.array([int(f['timestamp']) for f in win], np.int64),
-                    occ_paths=[osp.join(self.data_root, f['occ_path'], 'labels.npz')
-                               for f in win],
+                    occ_paths=[self.labels_file(f['occ_path']) for f in win],
                     ego2global=ego2global,
                     traj=trajectory_in_frame(ego2global, self.num_past - 1).astype(np.float32),
                     num_past=self.num_past))
         return data_list
+
+    def labels_file(self, occ_path: str) -> str:
+        """The ``labels.npz`` of a frame_info's ``occ_path`` (``'gts/<scene>/<token>'``)."""
+        if self.gt_root is not None:
+            return osp.join(self.gt_root, *occ_path.split('/')[-2:], 'labels.npz')
+        return osp.join(self.data_root, occ_path, 'labels.npz')
 
     def _join_prefix(self):
         # Paths are built in load_data_list; only the ann_file needs the data root.

@@ -11,6 +11,7 @@ from occwm.io import load_labels
 from occwm.data.occ_cache import OccCache
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.registry import FUNCTIONS, TRANSFORMS
+from occwm.window import OccWindow
 
 
 @TRANSFORMS.register_module()
@@ -30,7 +31,7 @@ class LoadOccWindow:
             ``labels.npz`` files every time.
 
     Raises:
-        FileNotFoundError / ValueError naming the file (see ``layout.load_labels``).
+        FileNotFoundError / ValueError naming the file (see ``occwm.io.load_labels``).
     """
 
     def __init__(self, grid: dict = None, with_masks: bool = False,
@@ -55,34 +56,44 @@ class LoadOccWindow:
 
 @TRANSFORMS.register_module()
 class PackOccInputs:
-    """Split a window into model ``inputs`` (tensors) and ``data_samples`` (meta).
+    """Split a window into model ``inputs`` (tensors) and its ``OccWindow``.
 
-    Required Keys: ``occ``, ``traj``, ``scene_name``, ``tokens``, ``timestamps``, ``num_past``.
+    Required Keys: ``occ``, ``traj``, ``scene_name``, ``tokens``, ``timestamps``,
+    ``num_past``. Optional: ``ego2global``, ``mask_lidar``, ``mask_camera``, ``aug``,
+    ``sample_idx``.
     Added Keys: ``inputs`` = {``occ`` (T, X, Y, Z) uint8, ``traj`` (T, 3) float32} and
-    ``data_samples`` = dict of the meta keys (plus masks as tensors when loaded, and
-    ``aug`` when an augmentation ran).
+    ``data_samples`` = the window (``occwm.window.OccWindow``, torch tensors sharing
+    ``inputs``' memory, masks as uint8 tensors when loaded).
+
+    Args:
+        num_past: give the model this many past frames: fewer are padded by repeating
+            the oldest frame, more are cut (``OccWindow.with_num_past``); e.g. DOME's
+            protocol scores 4 past frames with a 5-frame model. ``None``: as loaded.
     """
 
-    META_KEYS = ('scene_name', 'tokens', 'timestamps', 'num_past', 'ego2global', 'aug')
+    def __init__(self, num_past: Optional[int] = None):
+        self.num_past = num_past
 
     def __call__(self, results: dict) -> dict:
-        inputs = dict(occ=torch.from_numpy(np.ascontiguousarray(results['occ'])),
-                      traj=torch.from_numpy(np.asarray(results['traj'], np.float32)))
-        meta = {k: results[k] for k in self.META_KEYS if k in results}
+        tensors = dict(occ=torch.from_numpy(np.ascontiguousarray(results['occ'])),
+                       traj=torch.from_numpy(np.asarray(results['traj'], np.float32)))
         for key in ('mask_lidar', 'mask_camera'):
             if key in results:
-                meta[key] = torch.from_numpy(np.ascontiguousarray(results[key]))
-        return dict(inputs=inputs, data_samples=meta)
+                tensors[key] = torch.from_numpy(np.ascontiguousarray(results[key]))
+        window = OccWindow.from_results(dict(results, **tensors))
+        if self.num_past is not None:
+            window = window.with_num_past(self.num_past)
+        return dict(inputs=dict(occ=window.occ, traj=window.traj), data_samples=window)
 
 
 @FUNCTIONS.register_module()
 def occ_collate(batch: Sequence[dict]) -> dict:
     """Stack ``inputs`` tensors to ``(B, ...)`` and keep ``data_samples`` as a list of
-    B meta dicts. Use as ``collate_fn=dict(type='occwm.occ_collate')``.
+    B windows (``OccWindow``). Use as ``collate_fn=dict(type='occwm.occ_collate')``.
 
     The stacking is torch's ``default_collate``: in a dataloader worker it writes the
     batch straight into shared memory (no extra copy on the way to the main process).
     """
     inputs = default_collate([b['inputs'] for b in batch])  # {k: (B, ...)}
-    samples: List[dict] = [b['data_samples'] for b in batch]
+    samples: List[OccWindow] = [b['data_samples'] for b in batch]
     return dict(inputs=inputs, data_samples=samples)

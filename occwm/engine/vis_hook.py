@@ -9,6 +9,7 @@ validation runs.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -16,6 +17,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from occwm.registry import HOOKS
+from occwm.window import OccWindow
 
 
 @HOOKS.register_module()
@@ -35,9 +37,11 @@ class OccVisHook(Hook):
         grid: keyword arguments of ``OccGrid`` (default Occ3D-nuScenes).
 
     The image (``(H, W, 3) uint8`` RGB) goes to ``runner.visualizer.add_image(name,
-    image, step=runner.iter)``. The model's ``predict`` outputs must hold ``pred_occ``
-    and ``gt_occ`` (``(T_f, X, Y, Z)``, as ``OccForecaster`` and ``OccVAE`` give); a
-    prediction as long as the input window is drawn as a reconstruction.
+    image, step=runner.iter)``. The batch's ``data_samples`` are the windows
+    (``OccWindow``, as ``PackOccInputs`` gives); the model's ``predict`` outputs must
+    hold ``pred_occ`` (``(T_f, X, Y, Z)``, ``OccForecaster``), compared with the window's
+    recorded future, or with the output's own ``gt_occ`` when it has one (``OccVAE``: a
+    reconstruction of every frame, drawn as such).
     """
 
     priority = 'LOW'
@@ -54,7 +58,7 @@ class OccVisHook(Hook):
         self.panel_size, self.future_shown = tuple(panel_size), future_shown
         self.past_shown, self.name = past_shown, name
         self._rounds = 0
-        self._target = None  # (scene_name, first token) of the window
+        self._target = None  # (scene_name, present token) of the window
         self._captured = None
 
     def _due(self) -> bool:
@@ -71,25 +75,21 @@ class OccVisHook(Hook):
             self._target = False
             return
         info = dataset.get_data_info(self.window_index)
-        self._target = (info['scene_name'], info['tokens'][0])
+        self._target = (info['scene_name'], info['tokens'][info['num_past'] - 1])
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self._target or not self._due() or self._captured is not None or not outputs:
             return
-        for j, meta in enumerate(data_batch['data_samples']):
-            if (meta.get('scene_name'), meta.get('tokens', [None])[0]) != self._target:
+        for j, win in enumerate(data_batch['data_samples']):
+            if (win.scene_name, win.present_token) != self._target:
                 continue
             out = outputs[j]
-            if not isinstance(out, dict) or 'pred_occ' not in out or 'gt_occ' not in out:
-                runner.logger.warning('OccVisHook: predict outputs hold no pred_occ / gt_occ; '
-                                      'no pictures')
+            if not isinstance(out, dict) or 'pred_occ' not in out:
+                runner.logger.warning('OccVisHook: predict outputs hold no pred_occ; no pictures')
                 self._target = False
                 return
-            inputs = data_batch['inputs']
-            self._captured = dict(
-                occ=_np(inputs['occ'][j]), traj=_np(inputs['traj'][j]),
-                pred=_np(out['pred_occ']), gt=_np(out['gt_occ']),
-                mask=_np(meta['mask_camera']) if 'mask_camera' in meta else None)
+            self._captured = dict(win=win.numpy(), pred=_np(out['pred_occ']),
+                                  gt=_np(out['gt_occ']) if 'gt_occ' in out else None)
             return
 
     def after_val_epoch(self, runner, metrics=None) -> None:
@@ -100,32 +100,36 @@ class OccVisHook(Hook):
         runner.visualizer.add_image(self.name, image, step=runner.iter)
         self._captured = None
 
-    def render(self, occ: np.ndarray, traj: np.ndarray, pred: np.ndarray, gt: np.ndarray,
-               mask: Optional[np.ndarray] = None) -> np.ndarray:
+    def render(self, win: OccWindow, pred: np.ndarray, gt: Optional[np.ndarray] = None
+               ) -> np.ndarray:
         """The picture of one window.
 
         Args:
-            occ: ``(T, X, Y, Z)`` the window's frames (past then future).
-            traj: ``(T, 3)`` ego waypoints in the present ego frame.
-            pred, gt: ``(T_f, X, Y, Z)`` forecast and its ground truth (``T_f = T``:
-                a reconstruction of every frame).
-            mask: optional ``(T, X, Y, Z)`` camera masks.
+            win: the window (past, recorded future, trajectory, camera masks).
+            pred: ``(T_f, X, Y, Z)`` forecast of its last ``T_f`` frames: the future, or
+                every recorded frame (a tokenizer's reconstruction, drawn as such).
+            gt: optional ``(T_f, X, Y, Z)`` ground truth of ``pred``'s frames (default the
+                window's recorded frames).
 
         Returns:
             ``(H, W, 3) uint8`` RGB.
         """
-        from occwm.visualization.figures import Window, window_image
-        tf = len(pred)
-        if tf == len(occ):  # a reconstruction of the whole window
-            win = Window(future=gt, preds=[pred], traj=traj, masks=mask, present=0,
-                         pred_name='Reconstruction')
-            future_shown = None
-        else:
-            win = Window(past=occ[:len(occ) - tf], future=gt, preds=[pred], traj=traj,
-                         masks=mask)
-            future_shown = [f for f in (self.future_shown or range(tf)) if f < tf]
-        return window_image(win, self.view, self.panel_size, past_shown=self.past_shown,
-                            future_shown=future_shown, grid=self.grid)
+        from occwm.visualization.figures import window_image
+        win, pred = win.numpy(), _np(pred)
+        T_r, tf = win.num_recorded, len(pred)
+        if gt is not None:
+            gt = _np(gt)
+            if len(gt) != tf or tf > T_r:
+                raise ValueError(f'gt has {len(gt)} frames, pred {tf}, the window {T_r}')
+            win = replace(win, occ=np.concatenate([win.occ[:T_r - tf], gt]))
+        if tf == T_r:  # a reconstruction of the whole window; times stay around the present
+            return window_image(replace(win, num_past=0), [pred], pred_name='Reconstruction',
+                                time_origin=win.num_past - 1, view=self.view,
+                                panel_size=self.panel_size, grid=self.grid)
+        future_shown = [f for f in (self.future_shown or range(tf)) if f < tf]
+        return window_image(win, [pred], view=self.view, panel_size=self.panel_size,
+                            past_shown=self.past_shown, future_shown=future_shown,
+                            grid=self.grid)
 
 
 def _np(x) -> np.ndarray:

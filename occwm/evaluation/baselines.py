@@ -2,8 +2,8 @@
 
 * ``copy_last``: the present frame, repeated for every future frame.
 * ``warp``: the present frame warped into each future ego frame with the conditioning
-  trajectory, assuming a static world: nearest neighbour on voxel centres, planar
-  motion (x, y, yaw; z unchanged), voxels whose source lies outside the grid -> free.
+  trajectory, assuming a static world (``occwm.warp.warp_planar``: nearest voxel,
+  planar motion, z unchanged, voxels whose source lies outside the grid -> free).
 
 A forecaster that does not beat ``warp`` has learnt nothing beyond ego motion.
 """
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.warp import warp_planar
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 BASELINES = ('copy_last', 'warp')
@@ -28,15 +29,9 @@ def copy_last(present: ArrayLike, num_future: int) -> torch.Tensor:
 
 
 def warp_static(present: ArrayLike, poses: ArrayLike, grid: OccGrid = DEFAULT_GRID) -> torch.Tensor:
-    """Warp the present occupancy into other ego frames (static-world assumption).
-
-    Target voxel ``(i, j, k)`` takes the label of the source voxel whose centre is
-    nearest to ``p_s = R(yaw) p_t + (x, y)`` (the voxel containing ``p_s``), where
-    ``p_t`` is the target voxel centre (x, y metres, target ego frame) and ``(x, y,
-    yaw)`` the target ego pose in the source ego frame; z is kept (planar motion). So
-    with the ego ``d`` metres further forward, a static thing at ``x`` appears at
-    ``x - d``. Target voxels whose ``p_s`` falls outside the grid are free. (The same
-    convention as ``occwm.models.bev_warp.warp_bev``, nearest instead of bilinear.)
+    """The present occupancy warped into other ego frames (static world):
+    ``occwm.warp.warp_planar``, nearest voxel, z unchanged, free where the source lies
+    outside the grid.
 
     Args:
         present: ``(X, Y, Z)`` uint8 labels in the source (present) ego frame.
@@ -50,28 +45,13 @@ def warp_static(present: ArrayLike, poses: ArrayLike, grid: OccGrid = DEFAULT_GR
     Raises:
         ValueError: ``present`` does not have the grid's shape, or ``poses`` is not (T, 3).
     """
-    present = torch.as_tensor(present)
+    present = torch.as_tensor(present).to(torch.uint8)
     if tuple(present.shape) != tuple(grid.shape):
         raise ValueError(f'present occupancy shape {tuple(present.shape)} != grid {grid.shape}')
-    poses = torch.as_tensor(poses, dtype=torch.float64).to(present.device)
+    poses = torch.as_tensor(poses)
     if poses.dim() != 2 or poses.shape[1] != 3:
         raise ValueError(f'poses must be (T, 3) x, y, yaw, got {tuple(poses.shape)}')
-    X, Y, _ = grid.shape
-    x0, y0, vs = grid.point_cloud_range[0], grid.point_cloud_range[1], grid.voxel_size
-    kw = dict(dtype=torch.float64, device=present.device)
-    px = x0 + (torch.arange(X, **kw) + 0.5) * vs  # (X,) target voxel centres, metres
-    py = y0 + (torch.arange(Y, **kw) + 0.5) * vs  # (Y,)
-    px, py = torch.meshgrid(px, py, indexing='ij')  # (X, Y) each
-    cos, sin = torch.cos(poses[:, 2]), torch.sin(poses[:, 2])  # (T,) each
-    sx = cos[:, None, None] * px - sin[:, None, None] * py + poses[:, 0, None, None]  # (T, X, Y)
-    sy = sin[:, None, None] * px + cos[:, None, None] * py + poses[:, 1, None, None]  # (T, X, Y)
-    ix = torch.floor((sx - x0) / vs).long()  # (T, X, Y) source voxel index
-    iy = torch.floor((sy - y0) / vs).long()  # (T, X, Y)
-    valid = (ix >= 0) & (ix < X) & (iy >= 0) & (iy < Y)  # (T, X, Y)
-    flat = present.to(torch.uint8).reshape(X * Y, -1)  # (X * Y, Z) columns
-    src = (ix.clamp(0, X - 1) * Y + iy.clamp(0, Y - 1)).reshape(-1)  # (T * X * Y,)
-    out = flat[src].reshape(*ix.shape, -1)  # (T, X, Y, Z)
-    return torch.where(valid[..., None], out, torch.full_like(out, grid.free_label))
+    return warp_planar(present[None], poses[None], grid, fill=grid.free_label)[0][0]  # (T, X, Y, Z)
 
 
 def baseline_forecasts(present: ArrayLike, traj_future: ArrayLike,

@@ -19,10 +19,12 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from occwm.evaluation import report as rep
+from occwm.evaluation.baselines import BASELINES, baseline_forecasts
 from occwm.evaluation.functional import OccCounts, confusion_counts
 from occwm.evaluation.protocols import DEFAULT_PROTOCOL, check_mask, frame_name, get_protocol
-from occwm.grid import OCC3D_CLASS_NAMES
+from occwm.grid import DEFAULT_GRID, OCC3D_CLASS_NAMES, OccGrid
 from occwm.registry import METRICS
+from occwm.window import OccWindow
 
 MODEL_ROW = rep.MODEL_ROW
 FROM_PROTOCOL = 'protocol'
@@ -32,19 +34,24 @@ FROM_PROTOCOL = 'protocol'
 class OccMetric(BaseMetric):
     """IoU and mIoU (percent) of every future frame, for the model and baselines.
 
-    ``data_samples`` given to :meth:`process` is a list, one dict per window:
+    ``data_batch['data_samples']`` are the windows (``occwm.window.OccWindow``): the
+    ground-truth future (``window.future``, its first ``T_f`` frames), the present frame
+    and future trajectory of the baselines, and the visibility masks. ``data_samples``
+    given to :meth:`process` (the model's predictions) is a list, one dict per window:
 
     - ``pred_occ``: ``(T_f, X, Y, Z) uint8`` forecast labels (tensor or array).
-    - ``gt_occ``: ``(T_f, X, Y, Z) uint8`` ground truth.
-    - ``baselines`` (optional): ``{name: (T_f, X, Y, Z) uint8}`` (``copy_last``, ``warp``).
-    - ``pred_present`` / ``gt_present`` (with ``present_frame``): ``(X, Y, Z) uint8``
-      the model's reconstruction of the present frame and its ground truth.
+    - ``pred_present`` (with ``present_frame``): ``(X, Y, Z) uint8`` the model's
+      reconstruction of the present frame.
+    - ``gt_occ`` (optional, e.g. a tokenizer's reconstruction, or a caller without
+      windows): ``(T_f, X, Y, Z) uint8`` ground truth, used instead of the window's.
+    - ``baselines`` (optional): ``{name: (T_f, X, Y, Z) uint8}`` used instead of those
+      computed here.
     - ``mask`` (optional): ``(T_f, X, Y, Z) bool``, only true voxels count; overrides ``mask=``.
 
     With ``mask='camera'`` / ``'lidar'`` the masks are ``mask_camera`` / ``mask_lidar``
-    of the sample, else of ``data_batch['data_samples'][i]`` (``(T, X, Y, Z)`` of the
-    whole window, as ``PackOccInputs`` gives with ``LoadOccWindow(with_masks=True)``);
-    the last ``T_f`` frames are the future ones, the one before them the present.
+    of the sample, else of the window (``(T, X, Y, Z)``, as ``PackOccInputs`` gives with
+    ``LoadOccWindow(with_masks=True)``); the last ``T_f`` frames are the future ones, the
+    one before them the present.
 
     Args:
         protocol: ``'occworld'`` (default), ``'dome'`` or ``'i2world'``: the defaults of
@@ -57,6 +64,10 @@ class OccMetric(BaseMetric):
             that frame: ``1.0`` (OccWorld, DOME) or ``None`` (left out of the mean).
         drop_zero_iou: leave classes with IoU 0 out of the mean (I²-World).
         present_frame: also score ``pred_present`` ("0 s", I²-World).
+        baselines: baselines computed from each window and scored beside the model
+            (``occwm.evaluation.baselines.BASELINES``: ``copy_last``, ``warp``); ``()``
+            for none (a tokenizer).
+        grid: kwargs of the ``OccGrid`` of the warp baseline (default Occ3D-nuScenes).
         class_names: names of labels ``0..num_classes-1``, free last (Occ3D default).
         collect_device, prefix: see ``mmengine.evaluator.BaseMetric``.
 
@@ -81,6 +92,8 @@ class OccMetric(BaseMetric):
                  drop_zero_iou: Optional[bool] = None,
                  present_frame: Optional[bool] = None,
                  class_names: Sequence[str] = OCC3D_CLASS_NAMES,
+                 baselines: Sequence[str] = BASELINES,
+                 grid: Optional[dict] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -98,12 +111,17 @@ class OccMetric(BaseMetric):
         self.class_names = tuple(class_names)
         self.num_classes = len(self.class_names)
         self.free_label = self.num_classes - 1
+        unknown = set(baselines) - set(BASELINES)
+        if unknown:
+            raise ValueError(f'unknown baselines {sorted(unknown)}; choose from {BASELINES}')
+        self.baselines = tuple(baselines)
+        self.grid = OccGrid(**grid) if grid else DEFAULT_GRID
         self.last_report: Optional[dict] = None
 
     def _counts(self, pred, gt, mask) -> np.ndarray:
         return confusion_counts(pred, gt, self.num_classes, self.free_label, mask).to_array()
 
-    def _masks(self, sample: dict, meta: Optional[dict], num_future: int):
+    def _masks(self, sample: dict, meta: Optional[OccWindow], num_future: int):
         """``(future masks (T_f, ...) or None, present mask or None)``."""
         if sample.get('mask') is not None:
             return _as_tensor(sample['mask']), None
@@ -112,7 +130,7 @@ class OccMetric(BaseMetric):
         key = f'mask_{self.mask}'
         m = sample.get(key)
         if m is None and meta is not None:
-            m = meta.get(key)
+            m = getattr(meta, key, None)
         if m is None:
             raise ValueError(f"mask='{self.mask}' but the window has no {key}: load the masks "
                              f'(LoadOccWindow(with_masks=True); tools/test.py --mask does it)')
@@ -127,28 +145,49 @@ class OccMetric(BaseMetric):
         'present': {method: (3C + 3,) int64}}`` (``OccCounts.to_array``)."""
         metas = (data_batch or {}).get('data_samples') if isinstance(data_batch, dict) else None
         for i, sample in enumerate(data_samples):
-            gt = _as_tensor(sample['gt_occ'])  # (T_f, X, Y, Z)
-            T_f = gt.shape[0]
+            win = metas[i] if metas is not None and i < len(metas) else None
+            pred = _as_tensor(sample['pred_occ'])  # (T_f, X, Y, Z)
+            T_f = pred.shape[0]
+            if sample.get('gt_occ') is not None:
+                gt = _as_tensor(sample['gt_occ'])  # (T_f, X, Y, Z)
+            elif win is not None and win.future is not None and len(win.future) >= T_f:
+                gt = _as_tensor(win.future[:T_f])
+            else:
+                raise ValueError(f'no ground truth for {T_f} future frames: the window records '
+                                 f'{0 if win is None or win.future is None else len(win.future)}')
             if T_f < max(self.avg_frames):
                 raise ValueError(f'{T_f} future frames, but avg_frames {self.avg_frames} '
                                  f'needs {max(self.avg_frames)}')
-            meta = metas[i] if metas is not None and i < len(metas) else None
-            masks, present_mask = self._masks(sample, meta, T_f)
-            methods = OrderedDict([(MODEL_ROW, sample['pred_occ'])])
-            methods.update(sample.get('baselines') or {})
+            masks, present_mask = self._masks(sample, win, T_f)
+            methods = OrderedDict([(MODEL_ROW, pred)])
+            if sample.get('baselines') is not None:
+                methods.update(sample['baselines'])
+            elif (self.baselines and win is not None and win.future_traj is not None
+                  and len(win.future_traj) >= T_f):
+                if tuple(win.present.shape) != tuple(self.grid.shape):
+                    raise ValueError(f'the warp baseline needs the grid: occupancy '
+                                     f'{tuple(win.present.shape)} != OccMetric grid '
+                                     f'{self.grid.shape} (set OccMetric(grid=...))')
+                base = baseline_forecasts(_as_tensor(win.present), _as_tensor(win.future_traj[:T_f]),
+                                          self.grid)
+                methods.update((k, base[k]) for k in self.baselines)
             future = OrderedDict()
             for name, occ in methods.items():
                 occ = _as_tensor(occ)
                 if occ.shape != gt.shape:
-                    raise ValueError(f'{name}: shape {tuple(occ.shape)} != gt_occ {tuple(gt.shape)}')
+                    raise ValueError(f'{name}: shape {tuple(occ.shape)} != ground truth {tuple(gt.shape)}')
                 future[name] = np.stack([self._counts(occ[f], gt[f], None if masks is None
                                                       else masks[f]) for f in range(T_f)])
             result = dict(future=future)
             if self.present_frame:
-                if sample.get('pred_present') is None or sample.get('gt_present') is None:
+                gt0 = sample.get('gt_present')
+                if gt0 is None and win is not None:
+                    gt0 = win.present
+                if sample.get('pred_present') is None or gt0 is None:
                     raise ValueError('present_frame=True (I²-World 0 s) but the sample has no '
-                                     'pred_present / gt_present (OccForecaster(decode_present=True))')
-                gt0 = _as_tensor(sample['gt_present'])
+                                     'pred_present (OccForecaster(decode_present=True)) or no '
+                                     'present frame')
+                gt0 = _as_tensor(gt0)
                 # the baselines reproduce the present frame exactly
                 result['present'] = OrderedDict(
                     (name, self._counts(_as_tensor(sample['pred_present']) if name == MODEL_ROW

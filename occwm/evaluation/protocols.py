@@ -38,7 +38,9 @@ ground-truth frame's ``mask_camera`` / ``mask_lidar`` is 1 count (Occ3D / I²-Wo
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+from occwm.window import window_starts
 
 PROTOCOLS: Dict[str, dict] = {
     'occworld': dict(num_past=5, num_future=6, window_rule='occworld', avg_frames=(2, 4, 6),
@@ -49,12 +51,11 @@ PROTOCOLS: Dict[str, dict] = {
                     absent_class_iou=None, drop_zero_iou=True, present_frame=True),
 }
 """Per protocol: ``num_past`` frames (present included), ``num_future`` scored frames,
-``window_rule`` (see :func:`window_starts`), ``avg_frames`` (1-based future frames
+``window_rule`` (see :func:`occwm.window.window_starts`), ``avg_frames`` (1-based future frames
 averaged into ``*_avg``), ``absent_class_iou`` / ``drop_zero_iou`` (the mIoU's rule for
 absent classes, see ``occwm.evaluation.functional.miou``), ``present_frame`` (the
 model's reconstruction of the present frame is reported as "0 s")."""
 
-WINDOW_RULES = ('all', 'occworld', 'first')
 MASKS = ('none', 'camera', 'lidar')
 DEFAULT_PROTOCOL = 'occworld'
 FRAME_INTERVAL = 0.5  # seconds between frames (nuScenes keyframes, 2 Hz)
@@ -85,37 +86,6 @@ def check_mask(mask: Optional[str]) -> Optional[str]:
     return mask
 
 
-def window_starts(num_frames: int, window_len: int, rule: str = 'all',
-                  stride: int = 1) -> List[int]:
-    """First frame index of every window of a scene.
-
-    Args:
-        num_frames: frames ``L`` of the scene.
-        window_len: frames ``T = num_past + num_future`` of a window.
-        rule: ``'all'``: every start ``0 .. L - T`` (I²-World: ``L - 10`` windows for
-            T = 11); ``'occworld'``: every start ``0 .. L - T - 2``: OccWorld's
-            ``scene_lens = L - return_len - offset`` with ``return_len + offset = 12``
-            loaded frames (one more than the 11 it scores) gives ``L - 12`` windows for
-            T = 11, so the last start whose 12 frames exist is never used either;
-            ``'first'``: only start 0 (DOME test mode), when ``L >= T``.
-        stride: frames between starts (``'all'`` / ``'occworld'``).
-
-    Returns:
-        The starts in increasing order; empty when the scene is too short.
-
-    Raises:
-        ValueError: unknown rule, ``window_len < 1`` or ``stride < 1``.
-    """
-    if rule not in WINDOW_RULES:
-        raise ValueError(f'unknown window_rule {rule!r}; choose one of {WINDOW_RULES}')
-    if window_len < 1 or stride < 1:
-        raise ValueError(f'need window_len >= 1 and stride >= 1, got {window_len}, {stride}')
-    if rule == 'first':
-        return [0] if num_frames >= window_len else []
-    extra = 2 if rule == 'occworld' else 0
-    return list(range(0, num_frames - window_len - extra + 1, stride))
-
-
 def num_windows(num_frames: int, protocol: str = DEFAULT_PROTOCOL) -> int:
     """Windows a scene of ``num_frames`` frames gives under ``protocol``
     (occworld ``L - 12``, dome 1 when ``L >= 10``, i2world ``L - 10``; never < 0)."""
@@ -138,7 +108,9 @@ def apply_protocol(cfg, protocol: Optional[str] = None, mask: Optional[str] = No
     ``num_past``, ``num_future`` (or ``num_future``) and ``window_rule``, and scenes are
     not cut at time gaps (``max_gap_s``: none of the three loaders cuts a scene); the
     test set gets stride 1 (every window, or every frame for a tokenizer); with a mask the
-    pipeline's ``LoadOccWindow`` loads the masks.
+    pipeline's ``LoadOccWindow`` loads the masks; when the protocol's past differs from
+    the model's ``num_past``, ``PackOccInputs(num_past=...)`` pads (repeating the oldest
+    frame) or cuts the past to the model's.
 
     Args:
         cfg: ``mmengine.Config`` with ``test_dataloader`` and ``test_evaluator``.
@@ -164,8 +136,11 @@ def apply_protocol(cfg, protocol: Optional[str] = None, mask: Optional[str] = No
         ds.num_future = num_future or preset['num_future']
         ds.window_rule = preset['window_rule']
         ds.max_gap_s = NO_GAP_CUT_S
-    if mask is not None:
-        for t in ds.get('pipeline') or []:
-            if t.get('type') == 'LoadOccWindow':
-                t['with_masks'] = True
+    model_past = (cfg.get('model') or {}).get('num_past')
+    for t in ds.get('pipeline') or []:
+        if t.get('type') == 'LoadOccWindow' and mask is not None:
+            t['with_masks'] = True
+        if (t.get('type') == 'PackOccInputs' and windows and model_past is not None
+                and model_past != preset['num_past']):
+            t['num_past'] = model_past  # e.g. DOME's 4 past frames padded to the model's 5
     return dict(preset, mask=mask)

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import inspect
 import os
-import zlib
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from occwm.models.bev_warp import warp_bev
+from occwm.geometry import relative_se2
 from occwm.models.dit import OccDiT
 from occwm.models.flow import interpolate, sample, sample_time, velocity_target
 from occwm.registry import MODELS
+from occwm.warp import warp_bev
+from occwm.window import OccWindow
 
 TOKENIZER_MISSING = ('tokenizer checkpoint {} not found: train the tokenizer first with  '
                      'python tools/train.py configs/vae.py  (or set model.tokenizer_ckpt)')
@@ -296,13 +297,8 @@ class OccForecaster(BaseModel):
     @torch.no_grad()
     def rollout(self, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,
                 **kwargs) -> torch.Tensor:
-        """Forecast ``num_future`` frames, more than ``self.num_future`` by
-        autoregressive extension: each further step forecasts ``self.num_future``
-        frames from the last ``num_past`` frames (forecast ones included) under the
-        trajectory re-expressed in the ego frame of the last of them; the last step is
-        shifted back so that it ends at frame ``num_future`` and only its new frames are
-        kept. Nothing is re-learnt: it is the simplest correct extension (decode, then
-        re-encode the forecast frames).
+        """Forecast ``num_future`` frames, any number (:func:`autoregressive_rollout`
+        of :meth:`forecast`).
 
         Args:
             past_occ: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
@@ -314,45 +310,31 @@ class OccForecaster(BaseModel):
         Returns:
             ``(B, num_future, X, Y, Z) uint8``.
         """
-        P, Tf = self.num_past, self.num_future
-        if traj.shape[1] != P + num_future:
-            raise ValueError(f'traj has {traj.shape[1]} frames, want num_past + num_future = '
-                             f'{P + num_future}')
-        if num_future <= Tf:
-            pad = Tf - num_future  # the trajectory past the asked horizon is not known:
-            traj_full = torch.cat([traj, traj[:, -1:].expand(-1, pad, -1)], 1)  # hold the last pose
-            return self.forecast(past_occ, traj_full, **kwargs)[:, :num_future]
-        frames = list(past_occ.unbind(1))  # T_p x (B, X, Y, Z); grows with the forecast
-        done = 0
-        while done < num_future:
-            start = min(done, num_future - Tf)  # future frames before this step's present
-            p = P - 1 + start  # this step's present, index into traj / frames
-            ctx = torch.stack(frames[p - P + 1:p + 1], 1)  # (B, T_p, X, Y, Z)
-            new = self.forecast(ctx, relative_traj(traj[:, p - P + 1:p + Tf + 1], P - 1),
-                                **kwargs)  # (B, T_f, X, Y, Z)
-            frames += list(new[:, done - start:].unbind(1))
-            done = start + Tf
-        return torch.stack(frames[P:], 1)  # (B, num_future, X, Y, Z)
+        return autoregressive_rollout(self, past_occ, traj, num_future, **kwargs)
 
     def forward(self, inputs: Dict[str, Union[torch.Tensor, List[torch.Tensor]]],
-                data_samples: Optional[list] = None, mode: str = 'tensor'):
+                data_samples: Optional[Sequence[OccWindow]] = None, mode: str = 'tensor'):
         """mmengine entry point.
 
         Args:
             inputs: ``{'occ': (B, T, X, Y, Z) uint8, 'traj': (B, T, 3) float32}`` (or lists
-                of per-sample tensors), ``T = num_past + num_future`` in training.
-            data_samples: per-window meta (``PackOccInputs``). In ``'predict'`` mode its
-                ``num_past`` splits the window, so an evaluation protocol may give
-                another context or horizon than training: fewer past frames are padded
-                by repeating the oldest one (DOME: 4), more are cut to the last
-                ``num_past``; a longer horizon is rolled out (:meth:`rollout`). The noise
-                of each window is seeded by ``predict_seed`` and its present token, so a
-                window gets the same forecast in any batch or on any rank.
+                of per-sample tensors), ``T = num_past + T_f``; frame ``num_past - 1`` is
+                the present. Training needs ``T_f = num_future``; prediction rolls out any
+                ``T_f >= 1`` (:meth:`rollout`).
+            data_samples: the windows (``occwm.window.OccWindow``, ``PackOccInputs``);
+                in ``'predict'`` / ``'tensor'`` mode each window's ``seed`` (plus
+                ``predict_seed``) seeds its noise, so a window gets the same forecast in
+                any batch or on any rank. Without them all windows use ``predict_seed``.
             mode: ``'loss'`` -> ``{'loss_flow'}``; ``'predict'`` -> a list of ``B`` dicts
-                ``{'pred_occ', 'gt_occ', 'baselines': {'copy_last', 'warp'}}``, each
-                ``(T_f, X, Y, Z) uint8`` on the CPU (``occwm.evaluation.baselines``), plus
-                ``pred_present`` / ``gt_present`` ``(X, Y, Z)`` with ``decode_present``;
-                ``'tensor'`` -> ``(B, T_f, X, Y, Z)`` forecast.
+                ``{'pred_occ': (T_f, X, Y, Z) uint8}`` on the CPU, plus ``pred_present``
+                ``(X, Y, Z)`` (the tokenizer's reconstruction of the present frame) with
+                ``decode_present``; ``'tensor'`` -> ``(B, T_f, X, Y, Z)`` forecast.
+                Scoring (ground truth, baselines, protocols) is the metric's job
+                (``occwm.evaluation.OccMetric``).
+
+        Raises:
+            ValueError: unknown mode; windows with another number of past frames than
+                ``num_past`` (``PackOccInputs(num_past=...)`` pads or cuts them).
         """
         occ, traj = inputs['occ'], inputs['traj']
         occ = torch.stack(list(occ)) if isinstance(occ, (list, tuple)) else occ  # (B, T, X, Y, Z)
@@ -361,77 +343,75 @@ class OccForecaster(BaseModel):
             return self.loss(occ, traj)
         if mode not in ('predict', 'tensor'):
             raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
-        metas = data_samples or [{}] * occ.shape[0]
-        P_data = int(metas[0].get('num_past', self.num_past))
-        past, past_traj = occ[:, :P_data], traj[:, :P_data]  # (B, P_data, ...)
-        if P_data < self.num_past:  # repeat the oldest frame (and its pose)
-            rep = self.num_past - P_data
-            past = torch.cat([past[:, :1].expand(-1, rep, -1, -1, -1), past], 1)  # (B, P, X, Y, Z)
-            past_traj = torch.cat([past_traj[:, :1].expand(-1, rep, -1), past_traj], 1)  # (B, P, 3)
-        past, past_traj = past[:, -self.num_past:], past_traj[:, -self.num_past:]
-        Tf = occ.shape[1] - P_data
-        generators = [torch.Generator(device=occ.device).manual_seed(
-            self.predict_seed + _window_seed(m)) for m in metas]
-        pred = self.rollout(past, torch.cat([past_traj, traj[:, P_data:]], 1), Tf,
+        P = self.num_past
+        for w in data_samples or []:
+            if w.num_past != P:
+                raise ValueError(f'window {w.scene_name}/{w.present_token} has {w.num_past} past '
+                                 f'frames, the model {P}: pack it with PackOccInputs(num_past={P})')
+        seeds = [w.seed for w in data_samples] if data_samples else [0] * occ.shape[0]
+        generators = [torch.Generator(device=occ.device).manual_seed(self.predict_seed + int(s))
+                      for s in seeds]
+        pred = self.rollout(occ[:, :P], traj, occ.shape[1] - P,
                             generator=generators)  # (B, T_f, X, Y, Z)
         if mode == 'tensor':
             return pred
-        from occwm.evaluation.baselines import baseline_forecasts
-        grid = self.baseline_grid(tuple(occ.shape[2:]))
-        present = occ[:, P_data - 1]  # (B, X, Y, Z)
-        recon = self.decode(self.encode(present[:, None]))[:, 0] if self.decode_present else None
-        out = []
-        for i in range(occ.shape[0]):
-            base = baseline_forecasts(present[i], traj[i, P_data:], grid)
-            d = dict(pred_occ=pred[i].to(torch.uint8).cpu(),
-                     gt_occ=occ[i, P_data:].to(torch.uint8).cpu(),
-                     baselines={k: v.cpu() for k, v in base.items()})
-            if recon is not None:
-                d.update(pred_present=recon[i].to(torch.uint8).cpu(),
-                         gt_present=present[i].to(torch.uint8).cpu())
-            out.append(d)
+        out = [dict(pred_occ=p.to(torch.uint8).cpu()) for p in pred]
+        if self.decode_present:
+            recon = self.decode(self.encode(occ[:, P - 1:P]))[:, 0]  # (B, X, Y, Z)
+            for d, r in zip(out, recon):
+                d['pred_present'] = r.to(torch.uint8).cpu()
         return out
 
 
-    def baseline_grid(self, shape: Sequence[int]):
-        """The ``OccGrid`` of ``(X, Y, Z)`` occupancy for the warp baseline: the
-        tokenizer's ``grid`` when it has one of that shape, else square voxels over
-        ``xy_range`` (z is not needed: the warp is planar)."""
-        from occwm.grid import OccGrid
-        grid = getattr(self.tokenizer, 'grid', None)
-        if grid is not None and tuple(grid.shape) == tuple(shape):
-            return grid
-        x0, y0, x1, y1 = self.xy_range
-        vs = (x1 - x0) / shape[0]
-        if abs((y1 - y0) / shape[1] - vs) > 1e-6:
-            raise ValueError(f'xy_range {self.xy_range} over {tuple(shape[:2])} voxels: not square')
-        return OccGrid(point_cloud_range=(x0, y0, 0.0, x1, y1, vs * shape[2]), voxel_size=vs)
-
-
-def relative_traj(traj: torch.Tensor, ref: int) -> torch.Tensor:
-    """Planar poses re-expressed in the ego frame of pose ``ref``.
+@torch.no_grad()
+def autoregressive_rollout(model, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,
+                           **kwargs) -> torch.Tensor:
+    """The one rollout: forecast ``num_future`` frames with ``model.forecast`` (which
+    forecasts ``model.num_future`` frames from ``model.num_past``), more than
+    ``model.num_future`` by autoregressive extension: each further step forecasts
+    ``model.num_future`` frames from the last ``num_past`` frames (forecast ones
+    included) under the trajectory re-expressed in the ego frame of the last of them;
+    the last step is shifted back so that it ends at frame ``num_future`` and only its
+    new frames are kept. Fewer frames than ``model.num_future``: the last pose is held
+    past the asked horizon and the forecast cut. Nothing is re-learnt: it is the
+    simplest correct extension (decode, then re-encode the forecast frames).
 
     Args:
-        traj: ``(B, T, 3)`` poses (x m, y m, yaw rad) in some common frame.
-        ref: index of the new reference pose.
+        model: anything with ``num_past``, ``num_future`` and
+            ``forecast(past_occ (B, num_past, X, Y, Z), traj (B, num_past + num_future, 3),
+            **kwargs) -> (B, num_future, X, Y, Z)`` (``OccForecaster``).
+        past_occ: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
+        traj: ``(B, T_p + num_future, 3)`` ego poses (x m, y m, yaw rad) in the present
+            ego frame.
+        num_future: frames to forecast (any ``>= 1``).
+        **kwargs: passed to ``forecast`` (``steps``, ``cfg_scale``, ``method``,
+            ``generator``).
 
     Returns:
-        ``(B, T, 3)`` poses in frame ``ref`` (its row is zeros); yaw wrapped to ``[-pi, pi)``.
+        ``(B, num_future, X, Y, Z) uint8``.
+
+    Raises:
+        ValueError: ``traj`` does not have ``num_past + num_future`` rows.
     """
-    d = traj - traj[:, ref:ref + 1]  # (B, T, 3)
-    c, s = torch.cos(traj[:, ref, 2])[:, None], torch.sin(traj[:, ref, 2])[:, None]  # (B, 1)
-    x = c * d[..., 0] + s * d[..., 1]  # R(-yaw_ref) (p - p_ref)
-    y = -s * d[..., 0] + c * d[..., 1]
-    yaw = torch.remainder(d[..., 2] + torch.pi, 2 * torch.pi) - torch.pi
-    return torch.stack([x, y, yaw], -1)  # (B, T, 3)
-
-
-def _window_seed(meta: dict) -> int:
-    """A stable integer per window: CRC32 of its present token (0 without meta)."""
-    tokens, P = meta.get('tokens'), meta.get('num_past')
-    if not tokens or P is None:
-        return 0
-    return zlib.crc32(str(tokens[int(P) - 1]).encode())
+    P, Tf = model.num_past, model.num_future
+    if traj.shape[1] != P + num_future:
+        raise ValueError(f'traj has {traj.shape[1]} frames, want num_past + num_future = '
+                         f'{P + num_future}')
+    if num_future <= Tf:
+        pad = Tf - num_future  # the trajectory past the asked horizon is not known:
+        traj_full = torch.cat([traj, traj[:, -1:].expand(-1, pad, -1)], 1)  # hold the last pose
+        return model.forecast(past_occ, traj_full, **kwargs)[:, :num_future]
+    frames = list(past_occ.unbind(1))  # T_p x (B, X, Y, Z); grows with the forecast
+    done = 0
+    while done < num_future:
+        start = min(done, num_future - Tf)  # future frames before this step's present
+        p = P - 1 + start  # this step's present, index into traj / frames
+        ctx = torch.stack(frames[p - P + 1:p + 1], 1)  # (B, T_p, X, Y, Z)
+        new = model.forecast(ctx, relative_se2(traj[:, p:p + 1], traj[:, p - P + 1:p + Tf + 1]),
+                             **kwargs)  # (B, T_f, X, Y, Z)
+        frames += list(new[:, done - start:].unbind(1))
+        done = start + Tf
+    return torch.stack(frames[P:], 1)  # (B, num_future, X, Y, Z)
 
 
 def _noise(shape, generator, device) -> torch.Tensor:

@@ -55,7 +55,7 @@ from occwm.infos.fields import add_trajectories, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
 from occwm.geometry import planar, pose_matrix, transform_points
 from occwm.occupancy.report import (OCC3D_NONFREE_FRACTION, format_report,  # noqa: F401
-                                   occupancy_report, static_iou, warp_occupancy)
+                                   occupancy_report, static_iou)
 from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OccGrid
 
 NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor are invalid

@@ -13,29 +13,12 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from occwm.geometry import planar, transform_points
+from occwm.geometry import matrix_to_se2, relative_se2
 from occwm.grid import DEFAULT_GRID, OCC3D_CLASS_NAMES, STATIC_CLASSES, OccGrid
+from occwm.warp import warp_planar
 
 OCC3D_NONFREE_FRACTION = 39092 / 640000    # the official Occ3D frame in ../shared/data (6.1 %)
 MASK_KEYS = ('mask_lidar', 'mask_camera')
-
-
-def warp_occupancy(occ_src: np.ndarray, src_to_dst: np.ndarray, grid: OccGrid = DEFAULT_GRID):
-    """Resample ``occ_src`` ``(X, Y, Z)`` into another ego frame (nearest voxel).
-
-    Args:
-        src_to_dst: ``(4, 4)`` transform from the source ego frame to the destination one.
-
-    Returns:
-        ``warped`` ``(X, Y, Z) uint8`` in the destination frame and ``valid``
-        ``(X, Y, Z) bool``: destination voxels whose centre falls inside the source grid.
-    """
-    idx = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing='ij'), -1)
-    centres = grid.voxel_centers(idx.reshape(-1, 3))                    # (X*Y*Z, 3) dst frame
-    src_idx, valid = grid.points_to_voxels(transform_points(np.linalg.inv(src_to_dst), centres))
-    warped = np.full(len(centres), grid.free_label, np.uint8)
-    warped[valid] = occ_src[tuple(src_idx[valid].T)]
-    return warped.reshape(grid.shape), valid.reshape(grid.shape)
 
 
 def static_iou(occ_a: np.ndarray, occ_b: np.ndarray, valid: Optional[np.ndarray] = None):
@@ -78,11 +61,12 @@ def occupancy_report(occupancy: Sequence[dict], ego2globals: np.ndarray,
     Returns dict: ``frames`` (per frame ``nonfree``, ``observed`` (mask_lidar mean),
     ``hist`` {class name: voxels}, ``road_z_index`` median z index of
     driveable_surface, ``static_iou`` / ``static_miou`` with the next frame warped into
-    this one, ``visibility`` {mask key: ``visibility_fractions``}), ``reference_nonfree``
+    this one (``occwm.warp.warp_planar``), ``visibility`` {mask key:
+    ``visibility_fractions``}), ``reference_nonfree``
     (measured from ``reference`` when given, else the known 6.1 %) and
     ``reference_visibility`` (``{}`` without a reference).
     """
-    flat = [planar(T) for T in ego2globals]
+    se2 = np.stack([matrix_to_se2(T) for T in ego2globals])             # (L, 3) planar poses
     rows = []
     for k, o in enumerate(occupancy):
         sem = o['semantics']
@@ -95,9 +79,11 @@ def occupancy_report(occupancy: Sequence[dict], ego2globals: np.ndarray,
                    road_z_index=float(np.median(road_z)) if len(road_z) else float('nan'),
                    visibility=_frame_visibility(o, grid.free_label))
         if k + 1 < len(occupancy):
-            nxt_to_k = np.linalg.inv(flat[k]) @ flat[k + 1]
-            warped, valid = warp_occupancy(occupancy[k + 1]['semantics'], nxt_to_k, grid)
-            row['static_iou'], row['static_miou'] = static_iou(sem, warped, valid)
+            k_in_nxt = relative_se2(se2[k + 1], se2[k])                 # frame k in frame k + 1
+            warped, valid = warp_planar(occupancy[k + 1]['semantics'][None], k_in_nxt[None],
+                                        grid, fill=grid.free_label)       # (1, X, Y, Z), (1, X, Y)
+            valid = np.broadcast_to(valid[0, ..., None], sem.shape)
+            row['static_iou'], row['static_miou'] = static_iou(sem, warped[0], valid)
         rows.append(row)
     ref, ref_vis = OCC3D_NONFREE_FRACTION, {}
     if reference is not None and os.path.isfile(reference):

@@ -30,10 +30,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from occwm.io import atomic_path, save_labels
-from occwm.geometry import relative_se2
+from occwm.geometry import EGO_LENGTH, EGO_REAR, EGO_WIDTH, FRAME_DT, relative_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
-from occwm.scenarios.rollout import RolloutResult, Window, summarise
-from occwm.scenarios.trajectories import DT
+from occwm.scenarios.rollout import RolloutResult, summarise
+from occwm.window import OccWindow
 
 
 def safe_name(name: str) -> str:
@@ -41,9 +41,9 @@ def safe_name(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9._~+-]', '_', str(name)) or '_'
 
 
-def scenario_dir(window: Window, trajectory: str) -> str:
+def scenario_dir(window: OccWindow, trajectory: str) -> str:
     """``scenarios/<scene>/<token>/<trajectory>`` relative to the output folder."""
-    return os.path.join('scenarios', safe_name(window.scene), safe_name(window.token),
+    return os.path.join('scenarios', safe_name(window.scene_name), safe_name(window.present_token),
                         safe_name(trajectory))
 
 
@@ -75,7 +75,7 @@ def _per_frame(r: RolloutResult) -> Dict[str, list]:
                       'offroad_frac', 'clearance_vehicle', 'clearance_pedestrian', 'ttc')}
 
 
-def write_scenario(out_dir: str, window: Window, name: str, traj: np.ndarray,
+def write_scenario(out_dir: str, window: OccWindow, name: str, traj: np.ndarray,
                    results: Sequence[RolloutResult], seed: int = 0, save_occ: bool = True,
                    render: bool = True, render_samples: int = 1,
                    grid: OccGrid = DEFAULT_GRID) -> str:
@@ -94,14 +94,14 @@ def write_scenario(out_dir: str, window: Window, name: str, traj: np.ndarray,
     folder = os.path.join(out_dir, rel)
     fmt = lambda a: None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()  # noqa: E731
     write_json(os.path.join(folder, 'trajectory.json'), dict(
-        name=name, dt=DT, frame='present ego frame (nuScenes: rear axle centre), x, y m, yaw rad',
-        trajectory=fmt(traj), past=fmt(window.past_traj), recorded=fmt(window.recorded),
-        scene=window.scene, token=window.token))
+        name=name, dt=FRAME_DT, frame='present ego frame (nuScenes: rear axle centre), x, y m, yaw rad',
+        trajectory=fmt(traj), past=fmt(window.past_traj), recorded=fmt(window.recorded_traj),
+        scene=window.scene_name, token=window.present_token))
     model = [r for r in results if r.source == 'model']
     gt = next((r for r in results if r.source == 'gt'), None)
     summ = summarise(results)[name] if results else {}
     write_json(os.path.join(folder, 'metrics.json'), dict(
-        scene=window.scene, token=window.token, trajectory=name, seed=seed, k=len(model),
+        scene=window.scene_name, token=window.present_token, trajectory=name, seed=seed, k=len(model),
         model=summ.get('model'), gt=summ.get('gt'), agreement=summ.get('agreement'),
         samples=[dict(sample=r.sample, risk=r.extra.get('risk'), **r.summary,
                       per_frame=_per_frame(r)) for r in model],
@@ -121,7 +121,7 @@ def write_scenario(out_dir: str, window: Window, name: str, traj: np.ndarray,
 _RENDER_FAILED: List[str] = []
 
 
-def render_scenario(path: str, window: Window, traj: np.ndarray,
+def render_scenario(path: str, window: OccWindow, traj: np.ndarray,
                     samples: Sequence[RolloutResult], gt: Optional[RolloutResult] = None,
                     grid: OccGrid = DEFAULT_GRID, panel: int = 240, max_cols: int = 4) -> Optional[str]:
     """A PNG of bird's-eye panels (``occwm.visualization.render.render_occupancy``): a row
@@ -138,7 +138,7 @@ def render_scenario(path: str, window: Window, traj: np.ndarray,
         full = np.concatenate([np.zeros((1, 3)), np.asarray(traj, np.float64)])  # (H + 1, 3)
         rows = []
         if gt is not None and gt.occ is not None:
-            rows.append(('recorded', gt.occ, np.asarray(window.future_traj, np.float64), gt))
+            rows.append(('recorded', gt.occ, np.asarray(window.recorded_traj, np.float64), gt))
         for r in (r for r in samples if r.occ is not None):
             rows.append((f'sample {r.sample} risk {r.extra.get("risk", 0):.2f}', r.occ,
                          np.asarray(traj, np.float64), r))
@@ -156,13 +156,13 @@ def render_scenario(path: str, window: Window, traj: np.ndarray,
                 for c, t in enumerate(cols):
                     if t > len(occ):
                         continue
-                    frame = window.past_occ[-1] if t == 0 else occ[t - 1]
+                    frame = window.present if t == 0 else occ[t - 1]
                     pose = np.zeros(3) if t == 0 else poses[t - 1]
                     img = render_occupancy(frame, grid, traj=relative_se2(pose, full), renderer=rend)
                     img = np.ascontiguousarray(img)
                     if t > 0 and res.score is not None and res.score.collision[t - 1]:
                         cv2.rectangle(img, (0, 0), (panel - 1, panel - 1), (255, 0, 0), 6)
-                    cv2.putText(img, f'+{t * DT:g} s', (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                    cv2.putText(img, f'+{t * FRAME_DT:g} s', (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
                                 (0, 0, 0), 1, cv2.LINE_AA)
                     x0 = left + c * panel
                     canvas[y0:y0 + panel, x0:x0 + panel] = img
@@ -212,8 +212,8 @@ def write_report(out_dir: str, rows: Sequence[Dict[str, object]], settings: Dict
         groups.setdefault((r['scene'], r['token'], r['trajectory']), []).append(r)
     keys = list(groups) or list(gt)
     lines = ['# occwm scenarios', '',
-             'Collision: the ego footprint (nuScenes ego, 4.084 x 1.730 m, x in [-0.657, 3.427] m '
-             'from the rear axle) over an obstacle voxel in the height band (module '
+             f'Collision: the ego footprint (nuScenes ego, {EGO_LENGTH:.3f} x {EGO_WIDTH:.3f} m, x in '
+             f'[{-EGO_REAR:.3f}, {EGO_LENGTH - EGO_REAR:.3f}] m from the rear axle) over an obstacle voxel in the height band (module '
              '`occwm.scenarios.scoring`); risk: `occwm.scenarios.search.risk_score`.', '',
              '## Settings', '']
     lines += [f'- {k}: `{v}`' for k, v in settings.items()]

@@ -19,9 +19,9 @@ from occwm.io import labels_path, save_labels, save_pickle
 from occwm.synthetic.scenes import (CAR, NONE, ROAD, SIDEWALK, Agent, StaticMap,
                                   SyntheticSceneConfig, SyntheticWorld, render_occupancy,
                                   visibility_masks)
-from occwm.geometry import se2_to_matrix
+from occwm.geometry import compose_se2, se2_to_matrix, yaw_quaternion
 from occwm.grid import DEFAULT_GRID, OccGrid
-from occwm.scenarios.trajectories import compose
+from occwm.window import OccWindow
 
 
 class SyntheticOracle:
@@ -63,7 +63,7 @@ class SyntheticOracle:
         for row in traj.double().cpu().numpy():
             ego = self.world.ego.copy()
             t = np.arange(self.present + 1, self.present + 1 + num_future)
-            ego[t] = compose(self.world.ego[self.present], row[P:])
+            ego[t] = compose_se2(self.world.ego[self.present], row[P:])
             w = dataclasses.replace(self._world, ego=ego)
             out.append(np.stack([render_occupancy(w, int(i), self.grid) for i in t]))
         return torch.from_numpy(np.stack(out)).to(past_occ.device)
@@ -121,9 +121,8 @@ def write_world(world: SyntheticWorld, out_dir: str, scene_name: str = 'syntheti
         token = synthetic_token(scene_name, i, world.seed)
         save_labels(labels_path(out_dir, scene_name, token), occ, lidar, camera, grid)
         T = se2_to_matrix(*world.ego[i])
-        yaw = world.ego[i, 2]
         frames.append(make_frame_info(scene_name, token, int(world.timestamps[i]), T[:3, 3],
-                                      (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))))
+                                      yaw_quaternion(world.ego[i, 2])))
     infos = os.path.join(out_dir, f'{scene_name}_infos.pkl')
     save_pickle(infos, dict(metadata=dict(version='occwm-scenarios', synthetic=True),
                             infos={scene_name: add_trajectories(frames)}))
@@ -132,13 +131,13 @@ def write_world(world: SyntheticWorld, out_dir: str, scene_name: str = 'syntheti
 
 def world_window(world: SyntheticWorld, present: int, num_past: int = 5,
                  horizon: Optional[int] = None, grid: OccGrid = DEFAULT_GRID):
-    """The ``Window`` of a synthetic world at ``present`` (past and recorded future
-    rendered in their own ego frames; ``horizon`` future frames, default all left)."""
-    from occwm.scenarios.rollout import Window
+    """The ``OccWindow`` of a synthetic world at ``present`` (past and recorded future
+    rendered in their own ego frames; ``horizon`` future frames, default all left;
+    tokens ``frame-<i>``)."""
     from occwm.geometry import relative_se2
     end = len(world.ego) if horizon is None else present + 1 + horizon
     idx = np.arange(present - num_past + 1, end)
     occ = np.stack([render_occupancy(world, int(i), grid) for i in idx])
     traj = relative_se2(world.ego[present], world.ego[idx]).astype(np.float32)
-    return Window(occ[:num_past], traj[:num_past], occ[num_past:], traj[num_past:],
-                  'synthetic-world', f'frame-{present}')
+    return OccWindow(occ, traj, num_past, scene_name='synthetic-world',
+                     tokens=[f'frame-{i}' for i in idx])

@@ -5,7 +5,7 @@ the recorded ground truth.
 Planner API::
 
     gen = ScenarioGenerator(model)                       # init_forecaster(...) or None
-    window = Window.from_sample(dataset[i])              # or Window(past_occ, past_traj)
+    window = dataset[i]['data_samples']                  # an OccWindow (or OccWindow(occ, traj, num_past))
     results = gen.evaluate(window, {'mine': traj}, k=4, seed=0)   # traj (H, 3)
     [r.summary['collision'] for r in results]
 
@@ -17,9 +17,9 @@ trajectories are evaluated. On the CPU this holds bit for bit with one torch thr
 (``torch.set_num_threads(1)``): with more, the tokenizer's sparse convolutions are not
 deterministic.
 
-Horizons past the trained ``num_future`` frames: ``OccForecaster.rollout``
-(autoregressive extension: forecast frames re-encoded as context); a model without
-``rollout`` (e.g. a stand-in exposing only ``forecast``) is extended here the same way.
+Horizons past the trained ``num_future`` frames: the model's ``rollout``
+(``OccForecaster.rollout``: autoregressive extension, forecast frames re-encoded as
+context; a stand-in such as ``SyntheticOracle`` has the same method).
 """
 from __future__ import annotations
 
@@ -31,53 +31,16 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from occwm.geometry import relative_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.scenarios.scoring import ScoringConfig, aggregate, ground_shift, score_trajectory
 from occwm.scenarios.trajectories import check_trajectories
+from occwm.window import OccWindow
 
 
 def sample_seed(seed: int, token: str, sample: int) -> int:
     """Seed of sample ``sample`` of the window whose present token is ``token``."""
     return int(np.random.SeedSequence([int(seed), zlib.crc32(str(token).encode()),
                                        int(sample)]).generate_state(1)[0])
-
-
-@dataclass
-class Window:
-    """One scene window.
-
-    ``past_occ`` ``(P, X, Y, Z) uint8`` past frames (the last one the present), each in
-    its own ego frame; ``past_traj`` ``(P, 3)`` their poses (x m, y m, yaw rad) in the
-    present ego frame. Optional recorded future: ``future_occ`` ``(F, X, Y, Z)`` and
-    ``future_traj`` ``(F, 3)``. ``scene`` and ``token`` (present sample token) name it.
-    """
-    past_occ: np.ndarray
-    past_traj: np.ndarray
-    future_occ: Optional[np.ndarray] = None
-    future_traj: Optional[np.ndarray] = None
-    scene: str = ''
-    token: str = ''
-
-    @classmethod
-    def from_sample(cls, sample: dict, num_past: Optional[int] = None) -> 'Window':
-        """From an ``OccForecastDataset`` item after ``PackOccInputs``
-        (``{'inputs': {'occ', 'traj'}, 'data_samples': {...}}``) or before it (a results
-        dict with ``occ``, ``traj``, ``num_past``, ``scene_name``, ``tokens``)."""
-        data = sample['inputs'] if 'inputs' in sample else sample
-        meta = sample.get('data_samples', sample)
-        occ = np.asarray(data['occ'].numpy() if hasattr(data['occ'], 'numpy') else data['occ'])
-        traj = np.asarray(data['traj'].numpy() if hasattr(data['traj'], 'numpy') else data['traj'],
-                          np.float64)
-        P = int(num_past if num_past is not None else meta['num_past'])
-        fut = occ[P:] if len(occ) > P else None
-        return cls(occ[:P], traj[:P], fut, traj[P:] if fut is not None else None,
-                   str(meta.get('scene_name', '')), str(meta.get('tokens', [''] * P)[P - 1]))
-
-    @property
-    def recorded(self) -> Optional[np.ndarray]:
-        """``(F, 3) float32`` the recorded future ego trajectory, or None."""
-        return None if self.future_traj is None else np.asarray(self.future_traj, np.float32)
 
 
 @dataclass
@@ -104,47 +67,13 @@ class RolloutResult:
                     sample=self.sample, source=self.source, **self.summary, **self.extra)
 
 
-def autoregressive_rollout(model, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,
-                           generator: Sequence[torch.Generator], **kwargs) -> torch.Tensor:
-    """``OccForecaster.rollout`` for a model that only has ``forecast``: per batch row,
-    forecast ``model.num_future`` frames from the last ``num_past`` (forecast frames
-    included) under the trajectory re-expressed in the ego frame of the last of them;
-    the last step is shifted back to end at ``num_future``.
-
-    Args:
-        past_occ: ``(B, P, X, Y, Z) uint8``; traj: ``(B, P + num_future, 3)`` present frame.
-        generator: one ``torch.Generator`` per row.
-
-    Returns:
-        ``(B, num_future, X, Y, Z) uint8``.
-    """
-    P, Tf = model.num_past, model.num_future
-    rows = []
-    for b in range(past_occ.shape[0]):
-        poses = traj[b].double().cpu().numpy()  # (P + H, 3)
-        if num_future < Tf:  # hold the last pose past the horizon
-            poses = np.concatenate([poses, np.repeat(poses[-1:], Tf - num_future, 0)])
-        frames, done = list(past_occ[b].unbind(0)), 0
-        while done < num_future:
-            start = min(done, max(num_future - Tf, 0))
-            p = P - 1 + start
-            ctx = torch.stack(frames[p - P + 1:p + 1])[None]  # (1, P, X, Y, Z)
-            rel = torch.from_numpy(relative_se2(poses[p], poses[p - P + 1:p + Tf + 1])).float()[None]
-            new = model.forecast(ctx, rel.to(ctx.device), generator=generator[b], **kwargs)[0]
-            frames += list(new[done - start:].unbind(0))
-            done = start + Tf
-        rows.append(torch.stack(frames[P:P + num_future]))
-    return torch.stack(rows)  # (B, num_future, X, Y, Z)
-
-
-def sample_futures(model, window: Window, trajs: Dict[str, np.ndarray], k: int = 4,
+def sample_futures(model, window: OccWindow, trajs: Dict[str, np.ndarray], k: int = 4,
                    seed: int = 0, device: str = 'cpu', batch_size: int = 8,
                    **forecast_kwargs) -> Dict[str, np.ndarray]:
     """K forecasts of ``window`` under each trajectory (module docstring for the seeds).
 
     Args:
-        model: an ``OccForecaster`` (or anything with ``num_past``, ``num_future`` and
-            ``forecast``; ``rollout`` when it has one).
+        model: an ``OccForecaster`` (or anything with ``num_past`` and its ``rollout``).
         trajs: ``{name: (H, 3)}`` planned poses, present ego frame, 2 Hz from +0.5 s.
         batch_size: rows (trajectory x sample) per forward pass.
         **forecast_kwargs: ``steps``, ``cfg_scale``, ``method`` of ``forecast``.
@@ -157,27 +86,25 @@ def sample_futures(model, window: Window, trajs: Dict[str, np.ndarray], k: int =
         ValueError: the window has fewer past frames than ``model.num_past``.
     """
     P = model.num_past
-    if len(window.past_occ) < P:
-        raise ValueError(f'window {window.scene}/{window.token} has {len(window.past_occ)} '
-                         f'past frames, the model needs {P}')
+    if window.num_past < P:
+        raise ValueError(f'window {window.scene_name}/{window.present_token} has '
+                         f'{window.num_past} past frames, the model needs {P}')
     names = list(trajs)
     H = len(trajs[names[0]])
-    past = torch.from_numpy(np.ascontiguousarray(window.past_occ[-P:])).to(device)  # (P, X, Y, Z)
-    past_traj = np.asarray(window.past_traj[-P:], np.float64)
+    window = window.numpy().with_num_past(P)
+    past = torch.from_numpy(np.ascontiguousarray(window.past)).to(device)  # (P, X, Y, Z)
+    past_traj = np.asarray(window.past_traj, np.float64)
     rows = [(n, s) for n in names for s in range(k)]
     out = {n: [None] * k for n in names}
     for b0 in range(0, len(rows), batch_size):
         chunk = rows[b0:b0 + batch_size]
         traj = torch.from_numpy(np.stack([np.concatenate([past_traj, trajs[n]]) for n, _ in chunk])
                                 ).float().to(device)  # (B, P + H, 3)
-        gens = [torch.Generator(device=device).manual_seed(sample_seed(seed, window.token, s))
+        gens = [torch.Generator(device=device).manual_seed(sample_seed(seed, window.present_token, s))
                 for _, s in chunk]
         ctx = past[None].expand(len(chunk), -1, -1, -1, -1)  # (B, P, X, Y, Z)
         with torch.no_grad():
-            if hasattr(model, 'rollout'):
-                pred = model.rollout(ctx, traj, H, generator=gens, **forecast_kwargs)
-            else:
-                pred = autoregressive_rollout(model, ctx, traj, H, gens, **forecast_kwargs)
+            pred = model.rollout(ctx, traj, H, generator=gens, **forecast_kwargs)
         pred = pred.to(torch.uint8).cpu().numpy()  # (B, H, X, Y, Z)
         for (n, s), p in zip(chunk, pred):
             out[n][s] = p
@@ -203,7 +130,7 @@ class ScenarioGenerator:
         self.device, self.batch_size = device, batch_size
         self.forecast_kwargs = {k: v for k, v in forecast_kwargs.items() if v is not None}
 
-    def evaluate(self, window: Window, trajectories: Dict[str, np.ndarray], k: int = 4,
+    def evaluate(self, window: OccWindow, trajectories: Dict[str, np.ndarray], k: int = 4,
                  seed: int = 0, model: bool = True, gt: bool = False,
                  keep_occ: bool = False) -> List[RolloutResult]:
         """Score every trajectory on K model futures and/or the recorded future.
@@ -229,7 +156,8 @@ class ScenarioGenerator:
         if model and self.model is None:
             raise ValueError('ScenarioGenerator has no model: pass model=False, gt=True to '
                              'score ground truth only')
-        present = np.asarray(window.past_occ[-1])
+        window = window.numpy()
+        present = np.asarray(window.present)
         shift = ground_shift(present, self.scoring, self.grid)
         futures, seconds = {}, 0.0
         if model:
@@ -242,14 +170,14 @@ class ScenarioGenerator:
             for s in range(k if model else 0):
                 occ = futures[name][s]
                 sc = score_trajectory(occ, traj, None, self.scoring, self.grid, shift, present)
-                results.append(RolloutResult(window.scene, window.token, name, s, 'model',
+                results.append(RolloutResult(window.scene_name, window.present_token, name, s, 'model',
                                              sc.summary(), sc, occ if keep_occ else None, seconds))
-            if gt and window.future_occ is not None and len(window.future_occ):
-                n = min(len(traj), len(window.future_occ))
-                occ = np.asarray(window.future_occ[:n])
-                sc = score_trajectory(occ, traj[:n], window.future_traj[:n], self.scoring,
+            if gt and window.future is not None and window.recorded_traj is not None:
+                n = min(len(traj), len(window.future))
+                occ = np.asarray(window.future[:n])
+                sc = score_trajectory(occ, traj[:n], window.recorded_traj[:n], self.scoring,
                                       self.grid, shift, present)
-                results.append(RolloutResult(window.scene, window.token, name, 0, 'gt',
+                results.append(RolloutResult(window.scene_name, window.present_token, name, 0, 'gt',
                                              sc.summary(), sc, occ if keep_occ else None))
         return results
 

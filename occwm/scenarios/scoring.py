@@ -6,26 +6,26 @@ forecasts and on ground-truth occupancy.
 Ego reference point and footprint. Trajectory poses are poses of the nuScenes ego
 frame: origin at the centre of the REAR AXLE on the ground, x forward, y left (nuScenes
 devkit, ``ego_pose``: "the center of the rear axle projected onto the ground"). The
-footprint is the nuScenes ego vehicle, a Renault Zoe: 4.084 m x 1.730 m (Renault
-data: length 4,084 mm, width 1,730 mm without mirrors, wheelbase 2,588 mm, front /
-rear overhang about 0.84 / 0.66 m). In the ego frame it spans
-``x in [-0.657, 3.427]``, ``y in [-0.865, 0.865]`` m (``ScoringConfig.footprint``).
-For comparison: ``occwm.occupancy.builder.EGO_BODY`` (LiDAR returns on the body,
-with margin) is ``x in [-1.2, 3.4]``, the synthetic generator's ego spans
-``[-1.0, 3.1]``, and BEV-Planner / OmniDrive put the box centre 1.49 m ahead of the
-rear axle (``[-0.55, 3.53]``). ``ScoringConfig.ego_rear`` / ``margin`` change it.
+footprint is the nuScenes ego vehicle, a Renault Zoe, as defined once in
+``occwm.geometry`` (``EGO_LENGTH`` x ``EGO_WIDTH`` = 4.084 m x 1.730 m, ``EGO_REAR``
+0.657 m: Renault data there). In the ego frame it spans ``x in [-0.657, 3.427]``,
+``y in [-0.865, 0.865]`` m (``ScoringConfig.footprint``); the synthetic generator
+clears the same body. For comparison: ``occwm.occupancy.builder.EGO_BODY`` (LiDAR
+returns on the body, with margin) is ``x in [-1.2, 3.4]``, and BEV-Planner / OmniDrive
+put the box centre 1.49 m ahead of the rear axle (``[-0.55, 3.53]``). ``ScoringConfig.ego_rear`` / ``margin`` change it.
 
 Height band. Only voxels that overlap the ego's height band count as obstacles:
 ``z in (0.2, 1.6)`` m in the ego frame (the top of the road voxel layer to the roof,
-1.56 m), with z = 0 on the road surface as in occwm's builder and synthetic data
+``EGO_HEIGHT`` 1.56 m), with z = 0 on the road surface as in occwm's builder and synthetic data
 (road layer ``[-0.2, 0.2]`` m, grid index 2). With ``auto_ground`` (default) the band
 moves with the road: it starts at the top face of the most common z layer of
 ``driveable_surface`` voxels within 20 m of the ego in the present frame (official
 Occ3D-nuScenes frames have that layer at index 0, ``[-1.0, -0.6]``).
 
-Classes. Obstacles: every occupied label except the flat ground classes 11-14
-(driveable_surface, other_flat, sidewalk, terrain), which are surfaces, scored by
-offroad instead. Vehicles: 2-6, 9, 10 (bicycle ... truck); pedestrians: 7.
+Classes (``occwm.grid`` class groups). Obstacles: every occupied label except
+``FLAT_CLASSES`` 11-14 (driveable_surface, other_flat, sidewalk, terrain), which are
+surfaces, scored by offroad instead. ``VEHICLE_CLASSES``: 2-6, 9, 10 (bicycle ...
+truck); ``PEDESTRIAN_CLASSES``: 7.
 
 Frames. ``frame_poses[k]`` is the pose, in the present ego frame, of the ego frame in
 which occupancy frame ``k`` is expressed: the planned pose itself for a forecast (the
@@ -40,7 +40,7 @@ ego frame then cannot show what the ego overlaps at that instant. So collision a
 obstacle of frame ``k`` OR of frame ``k - 1`` (the present frame for the first step).
 Frame ``k - 1`` hides only the space the ego itself held at step ``k - 1``. For a
 static obstacle this is exact; for a moving one it flags reaching, within ``dt``
-(0.5 s), space it held: a 0.5 s time-headway criterion. Ground truth is scored the same
+(``FRAME_DT`` = 0.5 s), space it held: a 0.5 s time-headway criterion. Ground truth is scored the same
 way (its frames clear the recorded ego, whose space nothing else held).
 
 Rasterisation: a voxel column is under the footprint when its centre lies inside the
@@ -55,21 +55,16 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.geometry import EGO_REAR, relative_se2
-from occwm.grid import DEFAULT_GRID, OccGrid
-from occwm.scenarios.trajectories import DT
-
-FLAT_CLASSES = (11, 12, 13, 14)
-DRIVEABLE_CLASSES = (11,)
-VEHICLE_CLASSES = (2, 3, 4, 5, 6, 9, 10)
-PEDESTRIAN_CLASSES = (7,)
+from occwm.geometry import EGO_LENGTH, EGO_REAR, EGO_WIDTH, FRAME_DT, apply_se2, relative_se2
+from occwm.grid import (DEFAULT_GRID, DRIVEABLE_CLASSES, FLAT_CLASSES,
+                        PEDESTRIAN_CLASSES, VEHICLE_CLASSES, OccGrid)
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
     """Scorer settings (module docstring). Lengths in metres, times in seconds."""
-    ego_length: float = 4.084         # nuScenes Renault Zoe
-    ego_width: float = 1.730
+    ego_length: float = EGO_LENGTH    # nuScenes Renault Zoe (occwm.geometry)
+    ego_width: float = EGO_WIDTH
     ego_rear: float = EGO_REAR        # rear bumper behind the rear axle (the ego origin)
     margin: float = 0.0               # added on every side of the footprint
     height_band: Tuple[float, float] = (0.2, 1.6)  # ego frame z, road surface at z = 0
@@ -79,7 +74,7 @@ class ScoringConfig:
     ttc_horizon: float = 3.0          # s; a longer time to collision is reported as none
     lagged: bool = True               # also test frame k - 1 (module docstring)
     stopped_speed: float = 0.5        # m/s; a collision below it is not the ego's fault
-    dt: float = DT                    # s between trajectory poses
+    dt: float = FRAME_DT              # s between trajectory poses
 
     @property
     def footprint(self) -> Tuple[float, float, float, float]:
@@ -90,11 +85,6 @@ class ScoringConfig:
 
 
 # ----------------------------------------------------------------------------- grids
-def cell_centres(grid: OccGrid = DEFAULT_GRID) -> Tuple[np.ndarray, np.ndarray]:
-    """``(X,)`` and ``(Y,)`` x, y of the voxel-column centres, metres, grid ego frame."""
-    return grid.column_centers()
-
-
 def band_layers(grid: OccGrid, band: Tuple[float, float], shift: float = 0.0) -> np.ndarray:
     """``(Z,) bool``: layers whose z interval overlaps ``(band[0] + shift, band[1] + shift)``
     (open interval: a layer only touching the band is out)."""
@@ -116,7 +106,7 @@ def ground_shift(present: np.ndarray, cfg: ScoringConfig = ScoringConfig(),
     """
     if not cfg.auto_ground:
         return 0.0
-    cx, cy = cell_centres(grid)
+    cx, cy = grid.column_centers()
     near = np.hypot(cx[:, None], cy[None, :]) <= cfg.ground_radius  # (X, Y)
     road = np.isin(present, DRIVEABLE_CLASSES) & near[..., None]  # (X, Y, Z)
     per_layer = road.sum(axis=(0, 1))  # (Z,)
@@ -158,20 +148,13 @@ def bev_maps(occ: np.ndarray, layers: np.ndarray, free_label: int = DEFAULT_GRID
 
 
 # ----------------------------------------------------------------------------- footprint
-def to_box_frame(pose: np.ndarray, x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Points ``x, y`` (any broadcastable shapes, metres, grid frame) into the ego frame
-    of ``pose`` ``(3,)`` (x m, y m, yaw rad in the grid frame)."""
-    c, s = np.cos(pose[2]), np.sin(pose[2])
-    dx, dy = x - pose[0], y - pose[1]
-    return c * dx + s * dy, -s * dx + c * dy
-
-
 def footprint_mask(pose: np.ndarray, cfg: ScoringConfig = ScoringConfig(),
                    grid: OccGrid = DEFAULT_GRID) -> np.ndarray:
     """``(X, Y) bool``: columns whose centre lies inside the footprint at ``pose``
     ``(3,)`` (x m, y m, yaw rad in the grid's ego frame)."""
-    cx, cy = cell_centres(grid)
-    qx, qy = to_box_frame(np.asarray(pose, np.float64), cx[:, None], cy[None, :])  # (X, Y)
+    cells = np.stack(np.meshgrid(*grid.column_centers(), indexing='ij'), -1)  # (X, Y, 2)
+    q = apply_se2(cells, pose, inverse=True)  # (X, Y, 2) in the footprint's frame
+    qx, qy = q[..., 0], q[..., 1]
     x0, x1, y0, y1 = cfg.footprint
     return (qx >= x0) & (qx <= x1) & (qy >= y0) & (qy <= y1)
 
@@ -180,7 +163,8 @@ def box_distance(pose: np.ndarray, points: np.ndarray,
                  cfg: ScoringConfig = ScoringConfig()) -> np.ndarray:
     """``(N,)`` Euclidean distances in metres from the footprint at ``pose`` ``(3,)`` to
     ``points`` ``(N, 2)`` (0 inside), same frame."""
-    qx, qy = to_box_frame(np.asarray(pose, np.float64), points[:, 0], points[:, 1])
+    q = apply_se2(points[:, :2], pose, inverse=True)  # (N, 2) in the footprint's frame
+    qx, qy = q[:, 0], q[:, 1]
     x0, x1, y0, y1 = cfg.footprint
     dx = np.maximum(np.maximum(x0 - qx, qx - x1), 0.0)
     dy = np.maximum(np.maximum(y0 - qy, qy - y1), 0.0)
@@ -196,7 +180,8 @@ def time_to_collision(pose: np.ndarray, speed: float, points: np.ndarray,
     already inside; ``inf`` when none is ever hit."""
     if len(points) == 0:
         return float('inf')
-    qx, qy = to_box_frame(np.asarray(pose, np.float64), points[:, 0], points[:, 1])
+    q = apply_se2(points[:, :2], pose, inverse=True)  # (N, 2) in the footprint's frame
+    qx, qy = q[:, 0], q[:, 1]
     x0, x1, y0, y1 = cfg.footprint
     lateral = (qy >= y0) & (qy <= y1)
     inside = lateral & (qx >= x0) & (qx <= x1)
@@ -232,7 +217,7 @@ class RolloutScore:
     clearance_pedestrian: np.ndarray
     ttc: np.ndarray
     traj: np.ndarray
-    dt: float = DT
+    dt: float = FRAME_DT
     extra: Dict = field(default_factory=dict)
 
     def summary(self) -> Dict[str, object]:
@@ -270,16 +255,16 @@ def _hits(obstacle: np.ndarray, pose: np.ndarray, cfg: ScoringConfig, grid: OccG
           ) -> Tuple[bool, bool]:
     """Whether the footprint at ``pose`` covers an ``obstacle`` ``(X, Y)`` column, and
     whether one of those lies in the front half of the footprint."""
-    cx, cy = cell_centres(grid)
+    cx, cy = grid.column_centers()
     i, j = np.nonzero(obstacle & footprint_mask(pose, cfg, grid))
     if not len(i):
         return False, False
-    qx, _ = to_box_frame(np.asarray(pose, np.float64), cx[i], cy[j])
+    qx = apply_se2(np.stack([cx[i], cy[j]], -1), pose, inverse=True)[:, 0]  # (n,) footprint frame
     x0, x1, _, _ = cfg.footprint
     return True, bool((qx >= 0.5 * (x0 + x1)).any())
 
 
-def trajectory_speeds(traj: np.ndarray, dt: float = DT) -> np.ndarray:
+def trajectory_speeds(traj: np.ndarray, dt: float = FRAME_DT) -> np.ndarray:
     """``(H,)`` signed speed (m/s) at each pose: the step from the previous pose (the
     present origin for the first) along the pose's heading, divided by ``dt``."""
     prev = np.concatenate([np.zeros((1, 3)), np.asarray(traj, np.float64)[:-1]])
@@ -315,7 +300,7 @@ def score_trajectory(occ: np.ndarray, traj: np.ndarray, frame_poses: Optional[np
     if frame_poses.shape != traj.shape:
         raise ValueError(f'frame_poses {frame_poses.shape} != traj {traj.shape}')
     layers = band_layers(grid, cfg.height_band, shift)
-    cx, cy = cell_centres(grid)
+    cx, cy = grid.column_centers()
     speeds = trajectory_speeds(traj, cfg.dt)
     H = len(traj)
     out = {k: np.zeros(H, bool) for k in ('collision', 'collision_now', 'collision_lagged',

@@ -23,8 +23,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from occwm.scenarios.rollout import RolloutResult, ScenarioGenerator, Window
+from occwm.scenarios.rollout import RolloutResult, ScenarioGenerator
 from occwm.scenarios.trajectories import check_trajectory
+from occwm.window import OccWindow
 
 CLEARANCE_SCALE = 2.0  # m
 
@@ -91,7 +92,7 @@ class Candidate:
     results: List[RolloutResult]
 
 
-def critical_search(generator: ScenarioGenerator, window: Window, traj: np.ndarray,
+def critical_search(generator: ScenarioGenerator, window: OccWindow, traj: np.ndarray,
                     name: str = 'planner', num: int = 8, k: int = 2, seed: int = 0,
                     max_lateral: float = 1.0, max_speed: float = 0.2, model: bool = True,
                     gt: bool = False, keep_occ: bool = False) -> List[Candidate]:

@@ -1,12 +1,13 @@
-"""Ego trajectories for scenario generation: the file schema, planar pose maths, a
-kinematic bicycle model and the built-in trajectory generators.
+"""Ego trajectories for scenario generation: the file schema, a kinematic bicycle model
+and the built-in trajectory generators (planar pose maths: ``occwm.geometry``).
 
 Trajectory schema (what a planner hands to occwm)
 -------------------------------------------------
 A trajectory is a ``(T, 3) float`` array of future ego poses ``x, y, yaw``: metres,
 metres, radians (counter-clockwise about +z), in the PRESENT ego frame (nuScenes ego
 frame: origin at the centre of the rear axle on the ground, x forward, y left), sampled
-at 2 Hz with the first row at +0.5 s and row ``i`` at ``0.5 * (i + 1)`` s. The present
+at 2 Hz (``occwm.geometry.FRAME_DT``) with the first row at +0.5 s and row ``i`` at
+``0.5 * (i + 1)`` s. The present
 pose (0, 0, 0) is not part of it. On disk:
 
 * JSON: one object mapping trajectory names to lists of ``[x, y, yaw]``::
@@ -33,21 +34,9 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from occwm.geometry import relative_se2, wrap_angle
+from occwm.geometry import FRAME_DT, relative_se2, wrap_angle
 
-DT = 0.5  # s between trajectory rows (2 Hz)
 SUBSTEPS = 10  # integration substeps per row (0.05 s)
-
-
-# ----------------------------------------------------------------------------- poses
-def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Planar pose composition ``a o b``: pose ``b`` given in frame ``a``, expressed in
-    ``a``'s parent frame. ``(..., 3)`` x m, y m, yaw rad each (broadcast)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
-    x = a[..., 0] + c * b[..., 0] - s * b[..., 1]
-    y = a[..., 1] + s * b[..., 0] + c * b[..., 1]
-    return np.stack([x, y, wrap_angle(a[..., 2] + b[..., 2])], -1)
 
 
 # ----------------------------------------------------------------------------- files
@@ -157,7 +146,7 @@ class EgoState:
     accel: float = 0.0
 
 
-def estimate_ego_state(past_traj: np.ndarray, dt: float = DT,
+def estimate_ego_state(past_traj: np.ndarray, dt: float = FRAME_DT,
                        limits: KinematicLimits = KinematicLimits()) -> EgoState:
     """The present speed, curvature and acceleration from the past ego poses.
 
@@ -205,7 +194,7 @@ class BicycleRollout:
 
 
 def simulate_bicycle(state: EgoState, accel_cmd: Callable, curvature_cmd: Callable,
-                     horizon: int, dt: float = DT,
+                     horizon: int, dt: float = FRAME_DT,
                      limits: KinematicLimits = KinematicLimits()) -> BicycleRollout:
     """Integrate the kinematic bicycle (module docstring) from the present pose (origin).
 
@@ -281,7 +270,7 @@ def _lateral(state: EgoState, offset: float, swerve: bool) -> Callable:
 
 
 def builtin_trajectories(past_traj: np.ndarray, horizon: int = 6, num_random: int = 4,
-                         seed: int = 0, dt: float = DT,
+                         seed: int = 0, dt: float = FRAME_DT,
                          limits: KinematicLimits = KinematicLimits()) -> Dict[str, np.ndarray]:
     """The built-in trajectory set, from the ego state estimated on the past poses.
 
@@ -317,7 +306,7 @@ def builtin_trajectories(past_traj: np.ndarray, horizon: int = 6, num_random: in
     return out
 
 
-def random_feasible(state: EgoState, horizon: int, num: int, seed: int = 0, dt: float = DT,
+def random_feasible(state: EgoState, horizon: int, num: int, seed: int = 0, dt: float = FRAME_DT,
                     limits: KinematicLimits = KinematicLimits()) -> Dict[str, np.ndarray]:
     """``num`` random kinematically feasible trajectories ``random_00``, ``random_01``, ...
 

@@ -1,8 +1,9 @@
 """Pictures of occupancy: pure geometry builders (``geometry``), headless open3d
 rendering (``render``), 2D layout (``canvas``), the figures of a forecast window
-(``figures``), image / video writers (``media``), mesh export (``export``) and an
-interactive viewer (``interactive``)."""
-from occwm.visualization.figures import (Window, frame_image, orbit_video, render_comparison,
+(``figures``: an ``occwm.window.OccWindow`` and forecasts of its future), image / video
+writers (``media``), mesh export (``export``) and an interactive viewer
+(``interactive``)."""
+from occwm.visualization.figures import (frame_image, orbit_video, render_comparison,
                                          window_image, window_video)
 from occwm.visualization.geometry import (ego_box_mesh, error_codes, error_to_mesh,
                                           occupancy_to_mesh, trajectory_lineset)
@@ -12,5 +13,5 @@ from occwm.visualization.render import (VIEWS, OccRenderer, orbit_camera, render
 
 __all__ = ['VIEWS', 'OccRenderer', 'occupancy_to_mesh', 'ego_box_mesh', 'trajectory_lineset',
            'error_codes', 'error_to_mesh', 'render_occupancy', 'scene_geometries',
-           'orbit_camera', 'render_comparison', 'Window', 'window_image', 'window_video',
+           'orbit_camera', 'render_comparison', 'window_image', 'window_video',
            'orbit_video', 'frame_image', 'save_image', 'write_video']

@@ -121,37 +121,28 @@ def show_timeline(step: Callable[[int], list], titles: Sequence[str],
     vis.destroy_window()
 
 
-def timeline_steps(win, errors: bool = True, semantic: bool = True, grid=None
-                   ) -> Tuple[Callable[[int], list], List[str]]:
-    """``(step, titles)`` for :func:`show_timeline` from a ``figures.Window``: per time
-    step the ground truth, the forecast sample(s) and the errors side by side."""
+def timeline_steps(win, preds: Sequence = (), errors: bool = True, semantic: bool = True,
+                   grid=None, pred_name: str = 'Forecast') -> Tuple[Callable[[int], list], List[str]]:
+    """``(step, titles)`` for :func:`show_timeline` from an ``OccWindow`` and forecasts
+    ``(T_f, X, Y, Z)`` of its future: per time step the ground truth, the forecast
+    sample(s) and the errors side by side (what :func:`figures.window_video` shows)."""
     from occwm.grid import DEFAULT_GRID
-    from occwm.visualization.figures import _rows
-    from occwm.visualization.geometry import error_codes
+    from occwm.visualization.figures import _Frames
     from occwm.visualization.render import scene_geometries
     grid = grid or DEFAULT_GRID
-    rows = _rows(win, errors)
+    frames = _Frames(win, preds, pred_name)
+    rows = frames.rows(errors)
 
     def step(k: int) -> list:
-        row = win.traj_row(k)
-        traj = win.traj if row is not None else None
+        row = frames.traj_row(k)
         panels = []
         for kind, _, s in rows:
-            truth = win.truth(k)
-            if kind == 'truth' or (kind == 'pred' and k < win.num_past):
-                occ, mask, err = truth, win.mask(k), False
-            elif kind == 'pred':
-                occ, mask, err = win.preds[s][k - win.num_past], None, False
-            elif truth is not None and k >= win.num_past:
-                occ = error_codes(truth, win.preds[s][k - win.num_past], grid.free_label,
-                                  semantic)
-                mask, err = None, True
-            else:
-                occ = None
+            occ, mask, err, _ = frames.content(kind, s, k, grid, semantic)
+            traj = frames.traj if row is not None and not err else None
             panels.append([] if occ is None else scene_geometries(
-                occ, grid, None if err else traj, True, mask, row, err))
+                occ, grid, traj, True, mask, row, err))
         return side_by_side(panels, grid)
 
     names = ' | '.join(name for _, name, _ in rows)
-    titles = [f't = {win.time_label(k)}: {names} (left to right)' for k in range(len(win))]
+    titles = [f't = {frames.time_label(k)}: {names} (left to right)' for k in range(len(frames))]
     return step, titles

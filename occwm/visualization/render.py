@@ -29,7 +29,6 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from occwm.grid import DEFAULT_GRID, OccGrid
-from occwm.visualization.geometry import EGO_COLOR  # noqa: F401  (re-exported)
 from occwm.visualization.geometry import (BACKGROUND, ego_box_mesh, error_to_mesh,
                                           occupancy_to_mesh, trajectory_in_own_frame,
                                           trajectory_lineset)
@@ -312,9 +311,3 @@ def render_occupancy(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID, width: int =
     with OccRenderer(width, height) as r:
         return r.render(geoms, view)
 
-
-def render_comparison(*args, **kwargs) -> str:
-    """:func:`occwm.visualization.figures.render_comparison`, kept importable from here
-    (``tools/forecast.py``)."""
-    from occwm.visualization.figures import render_comparison as write
-    return write(*args, **kwargs)

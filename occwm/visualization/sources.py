@@ -1,4 +1,5 @@
-"""What the pictures show, read from disk as a :class:`figures.Window`:
+"""What the pictures show, read from disk as an :class:`occwm.window.OccWindow` (and
+forecasts of its future):
 
 * a single ``labels.npz`` frame (Occ3D layout: ``semantics`` ``(X, Y, Z)``, optional
   ``mask_camera``);
@@ -11,15 +12,15 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.io import load_labels
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import DEFAULT_GRID, OccGrid, check_occupancy
-from occwm.visualization.figures import Window
+from occwm.window import OccWindow
 
 
 def load_npz(path: str, grid: OccGrid = DEFAULT_GRID) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -50,109 +51,109 @@ def load_npz(path: str, grid: OccGrid = DEFAULT_GRID) -> Tuple[np.ndarray, Optio
     return sem.astype(np.uint8, copy=False), mask
 
 
-class FrameTable:
-    """Every frame of an info pkl in time order per scene, through
-    ``OccForecastDataset`` (one-frame windows), so every pkl layout it reads works.
+def _has_masks(paths: Sequence[str]) -> bool:
+    """Whether every ``labels.npz`` of ``paths`` holds both visibility masks (the
+    archive's names are read, not its arrays; a missing file is left to the loader)."""
+    for p in paths:
+        if not os.path.isfile(p):
+            continue
+        with np.load(p) as data:
+            if not {'mask_camera', 'mask_lidar'} <= set(data.files):
+                return False
+    return True
 
-    Args:
-        data_root: folder holding ``gts/``.
-        infos: info pkl (absolute, or relative to the current folder).
 
-    Attributes:
-        scenes: ``{scene_name: [frame dict]}``, frame dict = ``token``, ``occ_path``
-            (the ``labels.npz``), ``ego2global`` ``(4, 4)``.
+def _load_window(results: dict, grid: OccGrid) -> OccWindow:
+    """The ``OccWindow`` of a data info (``occ_paths``, ``traj``, ``num_past``, ...):
+    ``LoadOccWindow`` with the masks when every file has them (else semantics only: no
+    pale voxels), then :meth:`OccWindow.from_results`."""
+    from occwm.data.transforms import LoadOccWindow
+    load = LoadOccWindow(grid=dataclasses.asdict(grid),
+                         with_masks=_has_masks(results['occ_paths']))
+    return OccWindow.from_results(load(dict(results)))
+
+
+def _dataset(data_root: str, infos: str, num_past: int, num_future: int):
+    """``OccForecastDataset`` of the info pkl (any layout it reads), no pipeline."""
+    from occwm.data.occ_dataset import OccForecastDataset
+    return OccForecastDataset(ann_file=os.path.abspath(infos), data_root=data_root,
+                              num_past=num_past, num_future=num_future, serialize_data=False)
+
+
+def _scene_frames(data_root: str, infos: str, scene: str) -> List[dict]:
+    """The data infos of one-frame windows of ``scene``, in time order.
+
+    Raises:
+        KeyError: no such scene (the message lists the scenes).
     """
+    ds = _dataset(data_root, infos, 1, 0)
+    frames = [info for info in ds.data_list if info['scene_name'] == scene]
+    if not frames:
+        names = list(dict.fromkeys(info['scene_name'] for info in ds.data_list))
+        raise KeyError(f'{infos}: no scene {scene!r} (scenes: '
+                       f'{", ".join(names[:8])}{" ..." * (len(names) > 8)})')
+    return frames
 
-    def __init__(self, data_root: str, infos: str, grid: OccGrid = DEFAULT_GRID):
-        from occwm.data.occ_dataset import OccForecastDataset
-        self.data_root, self.infos, self.grid = data_root, os.path.abspath(infos), grid
-        ds = OccForecastDataset(ann_file=self.infos, data_root=data_root, num_past=1,
-                                num_future=0, serialize_data=False)
-        self.scenes: Dict[str, List[dict]] = {}
-        for info in ds.data_list:
-            self.scenes.setdefault(info['scene_name'], []).append(dict(
-                token=info['tokens'][0], occ_path=info['occ_paths'][0],
-                ego2global=np.asarray(info['ego2global'][0], np.float64)))
 
-    def locate(self, scene: str, token: str) -> int:
-        """Index of frame ``token`` in ``scene``. Raises ``KeyError`` naming the pkl."""
-        if scene not in self.scenes:
-            raise KeyError(f'{self.infos}: no scene {scene!r} (scenes: '
-                           f'{", ".join(list(self.scenes)[:8])}{" ..." * (len(self.scenes) > 8)})')
-        for i, f in enumerate(self.scenes[scene]):
-            if f['token'] == token:
-                return i
-        raise KeyError(f'{self.infos}: scene {scene!r} has no frame {token!r}')
-
-    def load(self, scene: str, start: int, stop: int, present: int
-             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frames ``[start, stop)`` of ``scene`` (clipped to the recorded ones).
-
-        Returns:
-            ``occ`` ``(T, X, Y, Z) uint8``, ``mask_camera`` ``(T, X, Y, Z) uint8`` (ones
-            when a file has none) and ``traj`` ``(T, 3) float64`` (x, y, yaw of each
-            frame in the ego frame of frame ``present``, an index of the scene).
-        """
-        frames = self.scenes[scene]
-        start, stop = max(0, start), min(len(frames), stop)
-        occ, masks = [], []
-        for f in frames[start:stop]:
-            try:
-                lab = load_labels(f['occ_path'], self.grid, ('semantics', 'mask_camera'))
-            except ValueError as e:
-                if 'mask_camera' not in str(e):
-                    raise
-                lab = load_labels(f['occ_path'], self.grid)
-                lab['mask_camera'] = np.ones_like(lab['semantics'])
-            occ.append(lab['semantics'])
-            masks.append(lab['mask_camera'])
-        poses = np.stack([f['ego2global'] for f in frames])  # (L, 4, 4)
-        traj = trajectory_in_frame(poses, present)[start:stop]  # (T, 3)
-        return np.stack(occ), np.stack(masks), traj
+def _stretch(frames: List[dict], start: int, stop: int, present: int, grid: OccGrid
+             ) -> OccWindow:
+    """Frames ``[start, stop)`` of a scene's one-frame infos (clipped to the recorded
+    ones) as a window whose present is scene frame ``present``: the trajectory in its
+    ego frame, the frames up to it observed."""
+    start, stop = max(0, start), min(len(frames), stop)
+    part = frames[start:stop]
+    poses = np.stack([f['ego2global'][0] for f in frames])  # (L, 4, 4)
+    results = dict(scene_name=part[0]['scene_name'],
+                   tokens=[f['tokens'][0] for f in part],
+                   timestamps=np.concatenate([f['timestamps'] for f in part]),
+                   occ_paths=[f['occ_paths'][0] for f in part],
+                   ego2global=poses[start:stop],
+                   traj=trajectory_in_frame(poses, present)[start:stop],  # (T, 3)
+                   num_past=present - start + 1)
+    return _load_window(results, grid)
 
 
 def dataset_window(data_root: str, infos: str, index: int, num_past: int = 5,
-                   num_future: int = 6, grid: OccGrid = DEFAULT_GRID) -> Tuple[Window, str]:
+                   num_future: int = 6, grid: OccGrid = DEFAULT_GRID
+                   ) -> Tuple[OccWindow, str]:
     """Window ``index`` of ``OccForecastDataset`` (stride 1): its past and ground-truth
-    future frames, camera masks and trajectory; and a title.
+    future frames, camera masks (when the files have them) and trajectory; and a title.
 
     Raises:
         IndexError: ``index`` is out of range (the message gives the number of windows).
     """
-    from occwm.data.occ_dataset import OccForecastDataset
-    ds = OccForecastDataset(ann_file=os.path.abspath(infos), data_root=data_root,
-                            num_past=num_past, num_future=num_future, serialize_data=False)
+    ds = _dataset(data_root, infos, num_past, num_future)
     if not 0 <= index < len(ds):
         raise IndexError(f'{infos}: window {index} out of range: {len(ds)} windows of '
                          f'{num_past}+{num_future} frames')
-    info = ds.data_list[index]
-    table = FrameTable(data_root, infos, grid)
-    scene = info['scene_name']
-    start = table.locate(scene, info['tokens'][0])
-    occ, masks, traj = table.load(scene, start, start + num_past + num_future,
-                                  start + num_past - 1)
-    win = Window(past=occ[:num_past], future=occ[num_past:], traj=traj, masks=masks,
-                 traj_start=0)
-    return win, f'{scene} window {index}'
+    win = _load_window(ds.get_data_info(index), grid)
+    return win, f'{win.scene_name} window {index}'
 
 
 def scene_sequence(data_root: str, infos: str, scene: str, grid: OccGrid = DEFAULT_GRID
-                   ) -> Tuple[Window, str]:
-    """Every recorded frame of ``scene`` (time 0 = its first frame) with masks and the
-    trajectory in the first frame's ego frame; and a title."""
-    table = FrameTable(data_root, infos, grid)
-    if scene not in table.scenes:
-        table.locate(scene, '')  # raises a KeyError listing the scenes
-    occ, masks, traj = table.load(scene, 0, len(table.scenes[scene]), 0)
-    return Window(past=occ, traj=traj, masks=masks, traj_start=0, present=0), scene
+                   ) -> Tuple[OccWindow, str]:
+    """Every recorded frame of ``scene`` as one window whose present is its first frame
+    (time 0; the others are its recorded future), with masks and the trajectory in the
+    first frame's ego frame; and a title.
+
+    Raises:
+        KeyError: no such scene in ``infos`` (the message lists the scenes).
+    """
+    frames = _scene_frames(data_root, infos, scene)
+    return _stretch(frames, 0, len(frames), 0, grid), scene
 
 
 def forecast_window(paths: Sequence[str], data_root: Optional[str] = None,
                     infos: Optional[str] = None, num_past: int = 5,
-                    grid: OccGrid = DEFAULT_GRID) -> Tuple[Window, str]:
+                    grid: OccGrid = DEFAULT_GRID
+                    ) -> Tuple[OccWindow, List[np.ndarray], str]:
     """Forecast sample(s) ``OUT/<scene>/<token>.npz`` of one window, with the past
     frames, ground truth, masks and trajectory from the data set when ``data_root``
     and ``infos`` are given (frames past the end of the scene have no ground truth).
+
+    Returns:
+        ``(window, preds, title)``: the recorded frames (none without a data set), the
+        samples ``(T_f, X, Y, Z)`` and a title.
 
     Raises:
         ValueError: the files are not forecasts of the same window / length.
@@ -171,12 +172,11 @@ def forecast_window(paths: Sequence[str], data_root: Optional[str] = None,
     title = f'{scene} forecast from {token[:8]}' + (f' ({len(preds)} samples)'
                                                     if len(preds) > 1 else '')
     if not (data_root and infos):
-        return Window(preds=preds), title
-    table = FrameTable(data_root, infos, grid)
-    present = table.locate(scene, token)
-    tf = len(preds[0])
-    occ, masks, traj = table.load(scene, present - num_past + 1, present + 1 + tf, present)
-    n_past = min(num_past, present + 1)
-    win = Window(past=occ[:n_past], future=occ[n_past:], preds=preds, traj=traj, masks=masks,
-                 traj_start=0)
-    return win, title
+        empty = np.zeros((0, *preds[0].shape[1:]), np.uint8)  # no recorded frame
+        return OccWindow(occ=empty, num_past=0, scene_name=scene), preds, title
+    frames = _scene_frames(data_root, infos, scene)
+    present = next((i for i, f in enumerate(frames) if f['tokens'][0] == token), None)
+    if present is None:
+        raise KeyError(f'{infos}: scene {scene!r} has no frame {token!r}')
+    win = _stretch(frames, present - num_past + 1, present + 1 + len(preds[0]), present, grid)
+    return win, preds, title

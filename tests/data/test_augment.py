@@ -4,8 +4,8 @@ import pytest
 
 from occwm.data.augment import (RandomFlipRotateOcc, ego_map, flip_rot90_grid, resample_grid,
                                 transform_trajectory)
-from occwm.occupancy.builder import warp_occupancy
-from occwm.geometry import relative_pose, se2_to_matrix, trajectory_in_frame
+from occwm.geometry import relative_pose, relative_se2, se2_to_matrix, trajectory_in_frame
+from occwm.warp import warp_planar
 from tests.helpers import TINY_GRID
 
 GRID = dict(point_cloud_range=TINY_GRID.point_cloud_range, voxel_size=TINY_GRID.voxel_size)
@@ -37,8 +37,10 @@ def static_window():
 def assert_warp_consistent(res, present=3):
     """Every past frame warped into the present with the trajectory equals the present."""
     for t in range(present):
-        warped, valid = warp_occupancy(res['occ'][t], se2_to_matrix(*res['traj'][t]), TINY_GRID)
-        assert valid.sum() > 1000
+        pose = relative_se2(res['traj'][t], res['traj'][present])  # present in frame t
+        warped, valid = warp_planar(res['occ'][t][None], pose[None], TINY_GRID, fill=FREE)
+        warped, valid = warped[0], valid[0]                     # (X, Y, Z), (X, Y)
+        assert valid.sum() * TINY_GRID.shape[2] > 1000
         np.testing.assert_array_equal(warped[valid], res['occ'][present][valid])
         # ego2global still relates the (augmented) ego frames: same relative pose.
         rel = relative_pose(res['ego2global'][present], res['ego2global'][t])

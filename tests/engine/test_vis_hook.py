@@ -13,6 +13,7 @@ from PIL import Image
 
 from occwm.data import LoadOccWindow, OccForecastDataset, PackOccInputs, occ_collate
 from occwm.engine import OccVisHook
+from occwm.window import OccWindow
 from tests.helpers import TINY_GRID, write_tiny_scenes
 from tests.visualization.test_render import renderer  # noqa: F401  (skips without a headless context)
 
@@ -21,7 +22,8 @@ P = 5
 
 
 class CopyLast(BaseModel):
-    """Forecasts the present frame for every future frame."""
+    """Forecasts the present frame for every future frame (outputs: ``pred_occ`` only,
+    as ``OccForecaster``; the ground truth is the batch's windows)."""
 
     def __init__(self):
         super().__init__()
@@ -32,7 +34,7 @@ class CopyLast(BaseModel):
         if mode == 'loss':
             return {'loss': (self.w - 1.0).square().sum()}
         pred = occ[:, P - 1:P].expand(-1, occ.shape[1] - P, -1, -1, -1)  # (B, T_f, X, Y, Z)
-        return [dict(pred_occ=pred[i], gt_occ=occ[i, P:]) for i in range(occ.shape[0])]
+        return [dict(pred_occ=pred[i]) for i in range(occ.shape[0])]
 
 
 class NoMetric(BaseMetric):
@@ -75,9 +77,13 @@ def test_hook_render_direct_and_out_of_range(renderer):  # noqa: F811
     hook = OccVisHook(grid=GRID, panel_size=(64, 64), future_shown=None)
     occ = np.full((3, *TINY_GRID.shape), 17, np.uint8)
     occ[:, 10:14, 10:14, 2] = 4
-    img = hook.render(occ, np.zeros((3, 3)), pred=occ[1:], gt=occ[1:])  # 1 past, 2 future
+    win = OccWindow(occ=torch.from_numpy(occ), traj=torch.zeros(3, 3), num_past=1)
+    img = hook.render(win, pred=occ[1:])  # 1 past, 2 future: truth from the window
     assert img.dtype == np.uint8 and img.shape[1] > 3 * 64
-    recon = hook.render(occ, np.zeros((3, 3)), pred=occ, gt=occ)  # a tokenizer: all frames
+    assert img.shape[0] > 3 * 64  # truth, forecast and error rows
+    recon = hook.render(win, pred=occ, gt=occ)  # a tokenizer: all frames, its own gt_occ
     assert recon.shape[1] > 3 * 64
+    with pytest.raises(ValueError, match='frames'):
+        hook.render(win, pred=occ[1:], gt=occ)
     with pytest.raises(ValueError, match='interval'):
         OccVisHook(interval=0)

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from occwm.scenarios import ScenarioGenerator, Window, builtin_trajectories, sample_futures, summarise
+from occwm.models.forecaster import autoregressive_rollout
+from occwm.scenarios import ScenarioGenerator, builtin_trajectories, sample_futures, summarise
 from occwm.scenarios.oracle import SyntheticOracle, parked_car_world, world_window
-from occwm.scenarios.rollout import autoregressive_rollout, sample_seed
+from occwm.scenarios.rollout import sample_seed
+from occwm.window import OccWindow
 from occwm.scenarios.search import critical_search
 from tests.helpers import TINY_GRID
 
@@ -80,10 +82,13 @@ class NoisyStandIn:
                 out[b, j, i, y, 0] = 4
         return out
 
+    def rollout(self, past_occ, traj, num_future, **kwargs):
+        return autoregressive_rollout(self, past_occ, traj, num_future, **kwargs)
+
 
 def _window(P=2):
     occ = np.full((P, *TINY_GRID.shape), 17, np.uint8)
-    return Window(occ, np.zeros((P, 3)), scene='s', token='tok')
+    return OccWindow(occ, np.zeros((P, 3)), P, scene_name='s', tokens=['t0'] * (P - 1) + ['tok'])
 
 
 def test_seeds_common_random_numbers_and_batch_independence():
@@ -117,9 +122,9 @@ def test_autoregressive_extension_re_expresses_the_trajectory():
     # end at 8: present = pose 5, keeps its last two frames, 2 and 3 m ahead)
     assert ys == [1, 2, 3, 1, 2, 3, 2, 3]
     gens = [torch.Generator().manual_seed(0)]
-    direct = autoregressive_rollout(model, torch.from_numpy(window.past_occ)[None],
+    direct = autoregressive_rollout(model, torch.from_numpy(window.past)[None],
                                     torch.from_numpy(np.concatenate([window.past_traj, traj]))[None],
-                                    8, gens)
+                                    8, generator=gens)
     assert direct.shape == (1, 8, *TINY_GRID.shape)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from occwm.grid import DEFAULT_GRID
 from occwm.scenarios.scoring import (ScoringConfig, aggregate, band_layers, bev_maps,
-                                     box_distance, cell_centres, footprint_mask, ground_shift,
+                                     box_distance, footprint_mask, ground_shift,
                                      score_trajectory, time_to_collision)
 from tests.helpers import TINY_GRID
 
@@ -17,7 +17,7 @@ FREE, ROAD, SIDEWALK, CAR, PED, TREE = 17, 11, 13, 4, 7, 16
 
 
 def cells(mask):
-    cx, cy = cell_centres(TINY_GRID)
+    cx, cy = TINY_GRID.column_centers()
     i, j = np.nonzero(mask)
     return {(round(float(cx[a]), 1), round(float(cy[b]), 1)) for a, b in zip(i, j)}
 
@@ -98,7 +98,7 @@ def _world(car_x=None, car_y=(-0.4, 0.4), ped=None, sidewalk_y=None):
     metres) in the band, a pedestrian column and sidewalk for y >= sidewalk_y."""
     occ = np.full(TINY_GRID.shape, FREE, np.uint8)
     occ[:, :, 2] = ROAD
-    cx, cy = cell_centres(TINY_GRID)
+    cx, cy = TINY_GRID.column_centers()
     if car_x is not None:
         xi = (cx >= car_x[0]) & (cx <= car_x[1])
         yi = (cy >= car_y[0]) & (cy <= car_y[1])

@@ -8,7 +8,7 @@ import pytest
 from occwm.geometry import relative_se2
 from occwm.scenarios.search import perturb, risk_score
 from occwm.scenarios.trajectories import (SUBSTEPS, EgoState, KinematicLimits,
-                                          builtin_trajectories, compose, estimate_ego_state,
+                                          builtin_trajectories, estimate_ego_state,
                                           load_trajectories, random_feasible,
                                           save_trajectories, simulate_bicycle)
 
@@ -25,14 +25,6 @@ def past_at(v, yaw_rate=0.0, P=5, dt=0.5):
     r = v / yaw_rate
     yaw = yaw_rate * t
     return np.stack([r * np.sin(yaw), r * (1 - np.cos(yaw)), yaw], 1)
-
-
-def test_compose_and_relative_are_inverse():
-    a = np.array([1.0, -2.0, 0.7])
-    b = np.array([[3.0, 0.5, -0.2], [0.0, 0.0, 0.0]])
-    np.testing.assert_allclose(relative_se2(a, compose(a, b)), b, atol=1e-12)
-    np.testing.assert_allclose(compose(np.array([0, 0, np.pi / 2]), np.array([1.0, 0, 0])),
-                               [0, 1, np.pi / 2], atol=1e-12)
 
 
 def test_load_json_and_npz_roundtrip(tmp_path):

@@ -10,9 +10,9 @@ import pytest
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE
 from occwm.visualization import (OccRenderer, ego_box_mesh, occupancy_to_mesh,
                                  render_comparison, render_occupancy, trajectory_lineset)
-from occwm.visualization.geometry import (DIM_ALPHA, ERROR_PALETTE, FN, FP, TP, WRONG_CLASS,
-                                          error_codes)
-from occwm.visualization.render import EGO_COLOR, VIEWS, orbit_camera, resolve_camera
+from occwm.visualization.geometry import (DIM_ALPHA, EGO_COLOR, ERROR_PALETTE, FN, FP, TP,
+                                          WRONG_CLASS, error_codes)
+from occwm.visualization.render import VIEWS, orbit_camera, resolve_camera
 
 CAR, TRUCK, FREE = 4, 10, 17
 W, H = 320, 240

@@ -7,12 +7,15 @@ import pytest
 from PIL import Image
 
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE
-from occwm.visualization import Window, window_image, window_video, write_video
+from occwm.visualization import window_image, window_video, write_video
 from occwm.visualization import canvas, media
 from occwm.visualization.export import export_mesh
+from occwm.visualization.figures import _Frames
 from occwm.visualization.geometry import ERROR_PALETTE, FN, FP, TP, WRONG_CLASS, error_codes
 from occwm.visualization.interactive import KEY_LEFT, KEY_N, KEY_Q, KEY_RIGHT, next_index
-from occwm.visualization.sources import forecast_window, load_npz
+from occwm.visualization.sources import (dataset_window, forecast_window, load_npz,
+                                         scene_sequence)
+from occwm.window import OccWindow
 from tests.helpers import write_tiny_scenes
 from tests.visualization.test_render import renderer  # noqa: F401  (skips without a headless context)
 
@@ -28,12 +31,14 @@ def grid(*blocks):
 
 
 def small_window(num_past=2, num_future=2):
+    """A window with a car block moving along x, and a forecast of its future with a
+    false-positive truck."""
     frames = np.stack([grid((CAR, 100 + 4 * k, 110)) for k in range(num_past + num_future)])
     pred = frames[num_past:].copy()
     pred[:, 80:84, 80:84, 3] = TRUCK  # a false positive in every forecast frame
     traj = np.column_stack([np.arange(num_past + num_future) - (num_past - 1.0),
                             np.zeros((num_past + num_future, 2))])
-    return Window(past=frames[:num_past], future=frames[num_past:], preds=[pred], traj=traj)
+    return OccWindow(occ=frames, traj=traj, num_past=num_past), [pred]
 
 
 def test_error_codes_hand_made():
@@ -45,32 +50,43 @@ def test_error_codes_hand_made():
         error_codes(gt, pred[:2])
 
 
-def test_window_times_rows_and_trajectory_rows():
-    win = small_window(3, 2)
-    assert [win.time_label(k) for k in range(5)] == ['-1 s', '-0.5 s', '0 s', '+0.5 s', '+1 s']
-    assert win.traj_row(0) == 0 and win.traj_row(4) == 4
-    short = Window(past=win.past, preds=win.preds, traj=np.zeros((3, 3)))  # last 3 frames
-    assert short.traj_row(1) is None and short.traj_row(2) == 0
+def test_frames_times_rows_and_trajectory_rows():
+    win, preds = small_window(3, 2)
+    f = _Frames(win, preds)
+    assert len(f) == 5 and f.num_future == 2
+    assert [f.time_label(k) for k in range(5)] == ['-1 s', '-0.5 s', '0 s', '+0.5 s', '+1 s']
+    assert f.traj_row(0) == 0 and f.traj_row(4) == 4
+    assert [r[0] for r in f.rows(errors=True)] == ['truth', 'pred', 'errors']
+    # a rollout past the recording: the forecast runs 2 steps beyond the recorded frames
+    rec = OccWindow(occ=win.occ[:3], traj=win.traj[:3], num_past=3)
+    long = _Frames(rec, [np.concatenate(preds * 2)], time_origin=0)
+    assert len(long) == 7 and long.truth(5) is None and long.traj_row(5) is None
+    assert long.time_label(2) == '+1 s' and long.rows(True)[-1][0] == 'pred'  # no future truth
+    occ, _, _, note = long.content('errors', 0, 5)
+    assert occ is None and note == 'no ground truth'
     with pytest.raises(ValueError, match='times'):
-        Window(preds=win.preds, future_times=[0.5])
+        _Frames(win, preds, future_times=[0.5])
+    with pytest.raises(ValueError, match='differ in length'):
+        _Frames(win, [preds[0], preds[0][:1]])
 
 
 def test_window_image_rows_and_error_colours(renderer):  # noqa: F811
-    win = small_window()
-    img = window_image(win, panel_size=(160, 120), renderer=renderer)
+    win, preds = small_window()
+    img = window_image(win, preds, panel_size=(160, 120), renderer=renderer)
     # three rows of panels (truth, forecast, errors) above a legend; four columns
     assert img.shape[0] > 3 * 120 and img.shape[1] > 4 * 160
     for code in (TP, FP):
         assert np.any(np.all(img == ERROR_PALETTE[code], axis=-1))
     assert np.any(np.all(img == OCC3D_PALETTE[CAR], axis=-1))
     # without forecasts: one strip of the frames, wrapped at `cols`
-    seq = window_image(Window(past=win.past), panel_size=(160, 120), cols=1, renderer=renderer)
+    seq = window_image(OccWindow(occ=win.past, num_past=2), panel_size=(160, 120), cols=1,
+                       renderer=renderer)
     assert seq.shape[0] > 2 * 120 and seq.shape[1] < 2 * 160
 
 
 def test_video_frames_gif_and_mp4(tmp_path, monkeypatch, renderer):  # noqa: F811
-    win = small_window()
-    frames = window_video(win, size=(480, 270), title='tiny')
+    win, preds = small_window()
+    frames = window_video(win, preds, size=(480, 270), title='tiny')
     assert len(frames) == 4 and all(f.shape == (270, 480, 3) for f in frames)
     gif = write_video(frames, str(tmp_path / 'a.gif'), fps=2)
     with Image.open(gif) as im:
@@ -143,14 +159,44 @@ def scene(tmp_path_factory):
 
 def test_forecast_window_finds_ground_truth(scene):
     root, infos, npz = scene
-    win, title = forecast_window([npz, npz], root, infos, num_past=3)
-    assert win.num_past == 3 and len(win.future) == 2 and len(win.preds) == 2
+    win, preds, title = forecast_window([npz, npz], root, infos, num_past=3)
+    assert win.num_past == 3 and len(win.future) == 2 and len(preds) == 2
     assert 'tiny-0' in title and '2 samples' in title
     assert win.past[0][1, 3, 3] == CAR and win.future[1][5, 3, 3] == CAR  # block at x = frame
     np.testing.assert_allclose(win.traj[2], 0, atol=1e-9)  # the present at the origin
+    assert win.present_token == 'tiny-0-003' and win.mask_camera.shape == win.occ.shape
+    alone, preds, _ = forecast_window([npz], num_past=3)  # no data set: no recorded frame
+    assert alone.num_recorded == 0 and len(preds) == 1
+    other = os.path.join(os.path.dirname(npz), 'tiny-0-999.npz')
+    np.savez_compressed(other, semantics=preds[0])
+    with pytest.raises(KeyError, match='no frame'):
+        forecast_window([other], root, infos)
+    with pytest.raises(KeyError, match='no scene'):
+        scene_sequence(root, infos, 'nowhere')
     with pytest.raises(ValueError, match='semantics'):
         np.savez(os.path.join(root, 'bad.npz'), other=np.zeros(3))
         load_npz(os.path.join(root, 'bad.npz'))
+
+
+def test_dataset_window_and_scene_read_through_the_dataset(tmp_path):
+    infos = write_tiny_scenes(tmp_path, lengths=(4,), grid=DEFAULT_GRID)
+    win, title = dataset_window(str(tmp_path), infos, 1, num_past=2, num_future=1)
+    assert title == 'tiny-0 window 1' and win.index == 1
+    assert win.tokens == ['tiny-0-001', 'tiny-0-002', 'tiny-0-003'] and win.num_past == 2
+    assert win.occ[0][1, 3, 3] == CAR and win.mask_camera.shape == win.occ.shape
+    np.testing.assert_allclose(win.traj[1], 0, atol=1e-9)  # the present at the origin
+    seq, name = scene_sequence(str(tmp_path), infos, 'tiny-0')
+    assert name == 'tiny-0' and seq.num_past == 1 and seq.num_recorded == 4
+    np.testing.assert_allclose(seq.traj[0], 0, atol=1e-9)  # the first frame's ego frame
+    with pytest.raises(IndexError, match='out of range'):
+        dataset_window(str(tmp_path), infos, 2, num_past=2, num_future=1)
+    # a frame written without masks: the window is read without them (nothing pale)
+    path = os.path.join(str(tmp_path), 'gts', 'tiny-0', 'tiny-0-002', 'labels.npz')
+    with np.load(path) as data:
+        sem = data['semantics']
+    np.savez_compressed(path, semantics=sem)
+    win, _ = dataset_window(str(tmp_path), infos, 1, num_past=2, num_future=1)
+    assert win.mask_camera is None and win.occ[1][2, 3, 3] == CAR
 
 
 def test_tool_outputs(scene, tmp_path, capsys, monkeypatch, renderer):  # noqa: F811
@@ -214,8 +260,8 @@ def test_interactive_window_steps_with_keys(monkeypatch):
                 self.callbacks[key](self.vis)
 
     monkeypatch.setattr(o3d.visualization, 'VisualizerWithKeyCallback', Driven)
-    win = small_window()
-    step, titles = it.timeline_steps(win)
+    win, preds = small_window()
+    step, titles = it.timeline_steps(win, preds)
 
     def counted(k):
         shown.append(k)

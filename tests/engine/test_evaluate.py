@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from occwm.io import save_labels
-from occwm.evaluation.from_files import evaluate_files
+from occwm.engine.evaluate import evaluate_files
 from occwm.grid import OccGrid
 
 GRID = OccGrid(point_cloud_range=(-1.6, -1.6, 0.0, 1.6, 1.6, 0.8), voxel_size=0.4)  # 8x8x2

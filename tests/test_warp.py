@@ -1,10 +1,15 @@
-"""warp_bev: identity, translation by one cell, 90 degree yaw, valid mask, batching."""
+"""occwm.warp: warp_bev (bilinear latents: identity, translation by one cell, 90 degree
+yaw, valid mask, batching) and warp_planar (nearest occupancy columns, numpy in and out,
+mirrors, broadcasting)."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from occwm.models.bev_warp import warp_bev
+from occwm.geometry import relative_se2
+from occwm.warp import warp_bev, warp_planar
+from tests.helpers import TINY_GRID
 
 RANGE = (-4.0, -4.0, 4.0, 4.0)  # 8 x 8 cells of 1 m: cell i has its centre at i - 3.5 m
 
@@ -90,3 +95,62 @@ def test_per_frame_poses_match_separate_calls():
         torch.testing.assert_close(warped[b:b + 1], w_b)
     with pytest.raises(ValueError, match='pose'):
         warp_bev(lat, torch.zeros(3, 3), RANGE)
+
+
+# ----------------------------------------------------------------------------- warp_planar
+def _occ(B=1, seed=0):
+    """``(B, X, Y, Z) uint8`` random labels on the tiny grid (32 x 32 x 8 of 0.4 m)."""
+    return np.random.default_rng(seed).integers(0, 18, (B, *TINY_GRID.shape)).astype(np.uint8)
+
+
+def test_nearest_moves_whole_columns_and_fills_free():
+    """0.8 m forward and 0.4 m left = 2 voxels in x, 1 in y: exact column shifts; the
+    columns with no source are free and not valid; numpy in, numpy out."""
+    occ, free = _occ(), TINY_GRID.free_label
+    out, valid = warp_planar(occ, np.array([[0.8, 0.4, 0.0]]), TINY_GRID, fill=free)
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == occ.shape
+    np.testing.assert_array_equal(out[0, :-2, :-1], occ[0, 2:, 1:])
+    assert (out[0, -2:] == free).all() and (out[0, :, -1] == free).all()
+    assert valid.shape == (1, 32, 32) and valid[0, :-2, :-1].all()
+    assert not valid[0, -2:].any() and not valid[0, :, -1].any()
+
+
+def test_nearest_round_trip_and_quarter_turn():
+    """A warp by a pose then by its inverse returns the valid part; a quarter turn about
+    the ego on a symmetric grid is np.rot90 of the columns (turning left by 90 degrees
+    moves things to the ego's right)."""
+    occ = _occ()
+    pose = np.array([1.2, -0.4, 0.0])
+    there, v1 = warp_planar(occ, pose[None], TINY_GRID)
+    back, v2 = warp_planar(there, relative_se2(pose, np.zeros(3))[None], TINY_GRID)
+    assert v1.sum() == v2.sum() == 29 * 31  # 3 rows and 1 column have no source
+    np.testing.assert_array_equal(back[0][v2[0]], occ[0][v2[0]])
+    turned, valid = warp_planar(occ, np.array([[0.0, 0.0, math.pi / 2]]), TINY_GRID)
+    np.testing.assert_array_equal(turned[0], np.rot90(occ[0], k=-1, axes=(0, 1)))
+    assert valid.all()
+
+
+def test_affine_mirror_and_pose_batching():
+    occ = _occ(B=3, seed=1)
+    mirror = np.array([[[1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]])  # p_s = (x, -y)
+    out, _ = warp_planar(occ, mirror, TINY_GRID, affine=True)  # one map for all 3 grids
+    np.testing.assert_array_equal(out, occ[:, :, ::-1])
+    poses = torch.tensor([[[0.4, 0.0, 0.0], [0.0, 0.0, 0.3]]])  # (1, T=2, 3) for every grid
+    both, valid = warp_planar(torch.from_numpy(occ), poses, TINY_GRID, fill=17)
+    assert both.shape == (3, 2, *TINY_GRID.shape) and valid.shape == (3, 2, 32, 32)
+    for b in range(3):
+        one, _ = warp_planar(torch.from_numpy(occ[b:b + 1]), poses[0], TINY_GRID, fill=17)
+        assert torch.equal(both[b], one)
+    with pytest.raises(ValueError, match='mode'):
+        warp_planar(occ, poses, TINY_GRID, mode='cubic')
+    with pytest.raises(ValueError, match='poses'):
+        warp_planar(occ, torch.zeros(2, 3), TINY_GRID)
+
+
+def test_nearest_and_bilinear_agree_on_whole_cells():
+    lat = _latent(B=1).permute(0, 2, 3, 1)  # (1, H, W, C) channels last
+    pose = torch.tensor([[2.0, -1.0, math.pi]])
+    a, va = warp_planar(lat, pose, RANGE, 'nearest')
+    b, vb = warp_planar(lat, pose, RANGE, 'bilinear')
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert torch.equal(va, vb)
