@@ -141,11 +141,10 @@ def compose_se2(a, b):
         ``(..., 3)`` with yaw wrapped to ``[-pi, pi)``; numpy ``float64`` or a tensor.
     """
     a, b = _as_poses(a, b)
-    lib = _lib(a)
-    c, s = lib.cos(a[..., 2]), lib.sin(a[..., 2])
-    x = a[..., 0] + c * b[..., 0] - s * b[..., 1]
-    y = a[..., 1] + s * b[..., 0] + c * b[..., 1]
-    return lib.stack([x, y, wrap_angle(a[..., 2] + b[..., 2])], -1)
+    xy = apply_se2(b[..., :2], a)                                      # (..., 2) R(yaw_a) b + a
+    yaw = wrap_angle(a[..., 2] + b[..., 2])
+    return _lib(a).cat([xy, yaw[..., None]], -1) if _lib(a) is torch else \
+        np.concatenate([xy, np.broadcast_to(yaw[..., None], xy.shape[:-1] + (1,))], -1)
 
 
 def apply_se2(points, pose, inverse: bool = False):
@@ -171,7 +170,7 @@ def apply_se2(points, pose, inverse: bool = False):
         dx, dy = px - pose[..., 0], py - pose[..., 1]
         xy = [c * dx + s * dy, -s * dx + c * dy]
     else:
-        xy = [pose[..., 0] + c * px - s * py, pose[..., 1] + s * px + c * py]
+        xy = [c * px - s * py + pose[..., 0], s * px + c * py + pose[..., 1]]
     out = lib.stack(xy, -1)
     if points.shape[-1] == 2:
         return out

@@ -14,7 +14,7 @@ with ``t_frame = t`` on future (noisy) frames and ``1`` (clean data) on context 
 A dropped trajectory (``traj_keep = False``) is replaced by one learned null embedding,
 which classifier-free guidance needs. Optional dense per-frame conditioning ``cond``
 ``(B, T, cond_channels, H, W)`` (e.g. the present latent warped into each frame's ego
-frame, ``occwm/models/bev_warp.py``) is concatenated to the latents before the patch
+frame, ``occwm.warp.warp_bev``) is concatenated to the latents before the patch
 embedding.
 
 In time attention a context frame attends to context frames only (a future frame to

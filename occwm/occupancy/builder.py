@@ -53,16 +53,17 @@ import numpy as np
 
 from occwm.infos.fields import add_trajectories, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
-from occwm.geometry import planar, pose_matrix, transform_points
+from occwm.geometry import apply_se2, planar, pose_matrix, transform_points
 from occwm.occupancy.report import (OCC3D_NONFREE_FRACTION, format_report,  # noqa: F401
                                    occupancy_report, static_iou)
-from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OccGrid
+from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, STUFF_CLASSES, OccGrid
 
 NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor are invalid
-# Ego body (Renault Zoe, 4.08 x 1.73 x 1.56 m) around the rear-axle ego origin, with margin:
-# (x_min, y_min, z_min, x_max, y_max, z_max) metres, ego frame. z_min > 0 keeps the road.
+# LiDAR returns dropped as hitting the ego's own body: the ego vehicle of occwm.geometry
+# (EGO_LENGTH x EGO_WIDTH x EGO_HEIGHT around the rear-axle origin) with a margin for
+# mirrors, roof rack and calibration (x_min, y_min, z_min, x_max, y_max, z_max) metres, ego
+# frame. z_min > 0 keeps the road.
 EGO_BODY = (-1.2, -1.1, 0.1, 3.4, 1.1, 2.2)
-STUFF_LABELS = (11, 12, 13, 14, 15, 16)   # never carried with a box
 NUM_LABELS = 17                            # semantic labels 0..16 in the source scans
 
 SOURCE_FILES = {  # key -> path pattern relative to the source folder
@@ -177,17 +178,18 @@ def load_source(src_dir: str) -> List[SourceFrame]:
 
 # ----------------------------------------------------------------------------- geometry
 def box_local(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` points to the frame of ``box`` (origin at its bottom centre, x along yaw)."""
-    c, s = np.cos(box[6]), np.sin(box[6])
-    d = points[:, :3] - box[:3]
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
+    """``(N, 3)`` points to the frame of ``box`` ``(7,)`` (x, y, z_bottom, dx, dy, dz, yaw):
+    origin at its bottom centre, x along yaw."""
+    local = apply_se2(points[:, :3], box[[0, 1, 6]], inverse=True)      # (N, 3), z unchanged
+    local[:, 2] -= box[2]
+    return local
 
 
 def box_global(local: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Inverse of ``box_local``: box-local ``(N, 3)`` points to the box's frame."""
-    c, s = np.cos(box[6]), np.sin(box[6])
-    return np.stack([c * local[:, 0] - s * local[:, 1] + box[0],
-                     s * local[:, 0] + c * local[:, 1] + box[1], local[:, 2] + box[2]], axis=1)
+    out = apply_se2(local[:, :3], box[[0, 1, 6]])                         # (N, 3), z unchanged
+    out[:, 2] += box[2]
+    return out
 
 
 def points_in_boxes(points: np.ndarray, boxes: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -204,13 +206,12 @@ def points_in_boxes(points: np.ndarray, boxes: np.ndarray, chunk: int = 8192) ->
     out = np.full(len(points), -1, np.int64)
     if len(boxes) == 0:
         return out
-    c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])                   # (M,)
+    pose = boxes[:, [0, 1, 6]]                                          # (M, 3)
     for i in range(0, len(points), chunk):
-        d = points[i:i + chunk, None, :3] - boxes[None, :, :3]          # (n, M, 3)
-        qx = c * d[..., 0] + s * d[..., 1]
-        qy = -s * d[..., 0] + c * d[..., 1]
-        inside = ((np.abs(qx) <= boxes[:, 3] / 2) & (np.abs(qy) <= boxes[:, 4] / 2)
-                  & (d[..., 2] >= 0) & (d[..., 2] <= boxes[:, 5]))      # (n, M)
+        q = apply_se2(points[i:i + chunk, None, :2], pose, inverse=True)  # (n, M, 2) box frames
+        dz = points[i:i + chunk, None, 2] - boxes[None, :, 2]           # (n, M)
+        inside = ((np.abs(q[..., 0]) <= boxes[:, 3] / 2) & (np.abs(q[..., 1]) <= boxes[:, 4] / 2)
+                  & (dz >= 0) & (dz <= boxes[:, 5]))                    # (n, M)
         hit = inside.any(axis=1)
         out[i:i + chunk][hit] = inside[hit].argmax(axis=1)
     return out
@@ -247,7 +248,7 @@ def _split_frame(f: SourceFrame):
     body = np.all((ego >= EGO_BODY[:3]) & (ego <= EGO_BODY[3:]), axis=1)
     keep &= ~body
     box_of = points_in_boxes(f.points, f.boxes)                           # LiDAR frame test
-    obj = keep & (box_of >= 0) & ~np.isin(f.labels, STUFF_LABELS)
+    obj = keep & (box_of >= 0) & ~np.isin(f.labels, STUFF_CLASSES)
     own = keep & ~obj & np.isin(f.labels, DYNAMIC_CLASSES)                # unboxed movers
     static = keep & ~obj & ~own
     instances: Dict[str, List[np.ndarray]] = {}

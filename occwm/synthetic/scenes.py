@@ -38,6 +38,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from occwm.geometry import apply_se2, relative_se2, yaw_of, yaw_quaternion
 from occwm.infos.fields import add_trajectories, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
 from occwm.synthetic.world import (  # noqa: F401  (re-exported: the world model)
@@ -67,12 +68,10 @@ def render_occupancy(world: SyntheticWorld, t: int, grid: OccGrid = DEFAULT_GRID
     vs, lo = grid.voxel_size, grid.origin
     kg = _ground_layer(grid, world.cfg)
     ex, ey = grid.column_centers()                           # (X,), (Y,) ego frame
+    cells = np.stack(np.meshgrid(ex, ey, indexing='ij'), -1)  # (X, Y, 2) ego frame
     hz = lo[2] + (np.arange(Z) + 0.5) * vs - (lo[2] + (kg + 1) * vs)  # (Z,) above the ground top
-    x, y, yaw = world.ego[t]
-    c, s = np.cos(yaw), np.sin(yaw)
-    gx = x + c * ex[:, None] - s * ey[None, :]               # (X, Y) global
-    gy = y + s * ex[:, None] + c * ey[None, :]               # (X, Y)
-    ground, label, z0, z1 = world.static.lookup(gx, gy)      # (X, Y) each
+    g = apply_se2(cells, world.ego[t])                       # (X, Y, 2) global
+    ground, label, z0, z1 = world.static.lookup(g[..., 0], g[..., 1])  # (X, Y) each
     occ = np.full((X, Y, Z), grid.free_label, np.uint8)
     has = ground != NONE
     occ[..., kg][has] = ground[has]
@@ -82,18 +81,16 @@ def render_occupancy(world: SyntheticWorld, t: int, grid: OccGrid = DEFAULT_GRID
     for a in world.agents:                                   # oriented boxes
         if not a.valid[t]:
             continue
-        ax, ay, ayaw = a.poses[t]
-        rx = c * (ax - x) + s * (ay - y)                     # agent centre, ego frame
-        ry = -s * (ax - x) + c * (ay - y)
+        box = relative_se2(world.ego[t], a.poses[t])         # (3,) agent pose, ego frame
+        rx, ry = box[:2]
         length, width, height = a.size
         r = 0.5 * np.hypot(length, width)
         i0, i1 = np.clip(np.floor((np.array([rx - r, rx + r]) - lo[0]) / vs).astype(int) + [0, 1], 0, X)
         j0, j1 = np.clip(np.floor((np.array([ry - r, ry + r]) - lo[1]) / vs).astype(int) + [0, 1], 0, Y)
         if i0 >= i1 or j0 >= j1:
             continue
-        ca, sa = np.cos(ayaw - yaw), np.sin(ayaw - yaw)
-        px, py = ex[i0:i1, None] - rx, ey[None, j0:j1] - ry  # (nx, 1), (1, ny)
-        qx, qy = ca * px + sa * py, -sa * px + ca * py       # (nx, ny) box frame
+        q = apply_se2(cells[i0:i1, j0:j1], box, inverse=True)  # (nx, ny, 2) box frame
+        qx, qy = q[..., 0], q[..., 1]
         inside = (np.abs(qx) <= length / 2) & (np.abs(qy) <= width / 2)
         zin = (hz >= a.base) & (hz <= a.base + height)       # (Z,)
         if a.label == CAR:                                   # a body and a shorter cabin
@@ -200,9 +197,8 @@ def write_synthetic_dataset(out_dir: str, num_train: int = 24, num_val: int = 6,
             for t in range(num_frames):
                 token = synthetic_token(name, t, sseed)
                 save_labels(labels_path(out_dir, name, token), occ[t], lidar[t], camera[t], grid)
-                yaw = np.arctan2(poses[t, 1, 0], poses[t, 0, 0])
                 frames.append(make_frame_info(name, token, int(stamps[t]), poses[t, :3, 3],
-                                              (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))))
+                                              yaw_quaternion(yaw_of(poses[t]))))
                 bar.update(1)
             infos[name] = add_trajectories(frames)
             out['num_frames'] += num_frames

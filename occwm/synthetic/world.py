@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from occwm.geometry import EGO_LENGTH, EGO_REAR, EGO_WIDTH, apply_se2
 from occwm.grid import DEFAULT_GRID, OccGrid
 
 NONE = 255  # "no label" in the static map
@@ -63,7 +64,8 @@ class SyntheticSceneConfig:
     vehicles_per_lane: Tuple[int, int] = (0, 3)
     pedestrians: Tuple[int, int] = (2, 10)
     p_bicycle: float = 0.4
-    ego_size: Tuple[float, float, float] = (4.1, 1.85, 1.0)  # length, width, rear overhang (m)
+    # length, width, rear overhang (m): the nuScenes ego of occwm.geometry
+    ego_size: Tuple[float, float, float] = (EGO_LENGTH, EGO_WIDTH, EGO_REAR)
     lidar_range: float = 50.0               # m, horizontal, for mask_lidar
     camera_range: float = 40.0              # m, horizontal, for mask_camera
     map_resolution: float = 0.2             # m per cell of the static world map
@@ -87,11 +89,12 @@ class Road:
 
     def pose(self, s, d) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Global ``x, y, heading`` of the points at arc length ``s``, lateral offset ``d``."""
-        s = np.asarray(s, np.float64)
+        s, d = np.asarray(s, np.float64), np.asarray(d, np.float64)
         h = np.interp(s, self.s, self.heading)
-        x = np.interp(s, self.s, self.xy[:, 0]) - np.sin(h) * d
-        y = np.interp(s, self.s, self.xy[:, 1]) + np.cos(h) * d
-        return x, y, h
+        centre = np.stack([np.interp(s, self.s, self.xy[:, 0]), np.interp(s, self.s, self.xy[:, 1]),
+                           h], -1)                                    # (..., 3) centreline pose
+        p = apply_se2(np.stack([np.zeros_like(d), d], -1), centre)    # (..., 2) d to its left
+        return p[..., 0], p[..., 1], h
 
 
 @dataclass
@@ -136,12 +139,17 @@ class StaticMap:
         i1, j1 = min(i1, self.ground.shape[0]), min(j1, self.ground.shape[1])
         if i0 >= i1 or j0 >= j1:
             return None
-        dx = self.origin[0] + (np.arange(i0, i1) + 0.5) * self.res - x  # (nx,)
-        dy = self.origin[1] + (np.arange(j0, j1) + 0.5) * self.res - y  # (ny,)
-        c, s = np.cos(yaw), np.sin(yaw)
-        qx = c * dx[:, None] + s * dy[None, :]   # (nx, ny)
-        qy = -s * dx[:, None] + c * dy[None, :]  # (nx, ny)
-        return (slice(i0, i1), slice(j0, j1)), qx, qy
+        q = apply_se2(self.centers(i0, i1, j0, j1), (x, y, yaw), inverse=True)  # (nx, ny, 2)
+        return (slice(i0, i1), slice(j0, j1)), q[..., 0], q[..., 1]
+
+    def centers(self, i0: int = 0, i1: Optional[int] = None, j0: int = 0,
+                j1: Optional[int] = None) -> np.ndarray:
+        """``(nx, ny, 2) float64`` global x, y of the centres of cells ``[i0, i1) x [j0, j1)``."""
+        i1 = self.ground.shape[0] if i1 is None else i1
+        j1 = self.ground.shape[1] if j1 is None else j1
+        px = self.origin[0] + (np.arange(i0, i1) + 0.5) * self.res  # (nx,)
+        py = self.origin[1] + (np.arange(j0, j1) + 0.5) * self.res  # (ny,)
+        return np.stack(np.meshgrid(px, py, indexing='ij'), -1)
 
     def paint(self, win, mask: np.ndarray, label: int, z0, z1) -> None:
         """Set the object interval of the cells ``mask`` of window ``win``."""
@@ -243,12 +251,9 @@ def _road_frame(smap: StaticMap, road: Road):
     ids[ij[ok, 0], ij[ok, 1]] = np.nonzero(ok)[0]
     near = ndimage.distance_transform_edt(feature, return_distances=False, return_indices=True)
     near = ids[near[0], near[1]]  # (NX, NY) index of the nearest centreline sample
-    px = smap.origin[0] + (np.arange(shape[0]) + 0.5)[:, None] * smap.res  # (NX, 1)
-    py = smap.origin[1] + (np.arange(shape[1]) + 0.5)[None, :] * smap.res  # (1, NY)
-    cx, cy = px - road.xy[near, 0], py - road.xy[near, 1]  # (NX, NY) from the nearest sample
-    h = road.heading[near]
-    d = np.cos(h) * cy - np.sin(h) * cx
-    along = np.cos(h) * cx + np.sin(h) * cy
+    sample = np.stack([road.xy[near, 0], road.xy[near, 1], road.heading[near]], -1)  # (NX, NY, 3)
+    q = apply_se2(smap.centers(), sample, inverse=True)  # (NX, NY, 2) in the nearest sample's frame
+    along, d = q[..., 0], q[..., 1]
     beside = ~(((near == 0) & (along < 0)) | ((near == len(road.s) - 1) & (along > 0)))
     return d, beside
 
@@ -338,8 +343,7 @@ def _roadside(rng, cfg, smap: StaticMap, road: Road, s_lo: float, s_hi: float, s
             smap.paint(win, front, BARRIER, 0.0, 1.0)
             for a in np.arange(-ln / 2, ln / 2 + 0.1, 2.5):
                 for b in (-wd / 2 + 1.0, wd / 2):  # two rows of cones
-                    cx = x + np.cos(h) * a - np.sin(h) * b * sign
-                    cy = y + np.sin(h) * a + np.cos(h) * b * sign
+                    cx, cy = apply_se2(np.array([a, b * sign]), (x, y, h))
                     smap.cylinder(float(cx), float(cy), 0.45, CONE, 0.0, 0.7)
 
 
@@ -398,7 +402,7 @@ def build_world(seed: int, num_frames: int, grid: OccGrid = DEFAULT_GRID,
         hc = float(h) + np.pi / 2 + rng.uniform(-0.3, 0.3)
         branches = ((1,), (-1,))[int(rng.integers(0, 2))] if rng.random() < 1 / 3 else (-1, 1)
         lo, hi = (-150.0 if -1 in branches else 0.0), (150.0 if 1 in branches else 0.0)
-        start = np.array([x + np.cos(hc) * lo, y + np.sin(hc) * lo])
+        start = apply_se2(np.array([lo, 0.0]), (float(x), float(y), hc))  # lo metres along hc
         side = _make_road(rng, cfg, start, hc, hi - lo, int(rng.integers(1, 3)), False)
         side.s = side.s + lo                                 # s = 0 at the crossing
         side.parking = (False, False)

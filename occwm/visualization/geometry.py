@@ -10,11 +10,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.geometry import EGO_REAR, relative_se2
+from occwm.geometry import EGO_REAR, EGO_SIZE, relative_se2
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE, OccGrid
 
-# nuScenes ego vehicle (Renault Zoe): length x width x height in metres.
-EGO_SIZE = (4.08, 1.73, 1.56)
 EGO_COLOR = (60, 60, 60)  # RGB uint8
 TRAJ_COLOR = (255, 0, 0)  # the conditioning trajectory ahead of the frame
 TRAJ_PAST_COLOR = (110, 110, 110)  # the part already driven
@@ -149,7 +147,8 @@ def ego_box_mesh(size: Sequence[float] = EGO_SIZE, color: Sequence[int] = EGO_CO
                  rear: float = EGO_REAR):
     """The ego vehicle as a box standing on ``z = 0``, centred in y, from ``-rear`` to
     ``size[0] - rear`` metres in x: the nuScenes ego origin is the rear axle
-    (nuScenes ego: 4.08 m x 1.73 m x 1.56 m; ``occwm.scenarios.scoring`` footprint)."""
+    (the nuScenes ego of ``occwm.geometry``: 4.084 m x 1.730 m x 1.56 m, the scenario
+    scoring footprint)."""
     size = np.asarray(size, dtype=np.float64)
     lo = np.array([[-rear, -size[1] / 2, 0.0]])  # (1, 3)
     rgb = np.asarray(color, dtype=np.float64)[None] / 255.0  # (1, 3)

@@ -122,7 +122,8 @@ def show_timeline(step: Callable[[int], list], titles: Sequence[str],
 
 
 def timeline_steps(win, preds: Sequence = (), errors: bool = True, semantic: bool = True,
-                   grid=None, pred_name: str = 'Forecast') -> Tuple[Callable[[int], list], List[str]]:
+                   grid=None, pred_name: str = 'Forecast'
+                   ) -> Tuple[Callable[[int], list], List[str]]:
     """``(step, titles)`` for :func:`show_timeline` from an ``OccWindow`` and forecasts
     ``(T_f, X, Y, Z)`` of its future: per time step the ground truth, the forecast
     sample(s) and the errors side by side (what :func:`figures.window_video` shows)."""

@@ -54,7 +54,7 @@ def test_collate_stacks_inputs(tmp_path):
     ds = make(tmp_path)
     batch = occ_collate([ds[0], ds[1]])
     assert batch['inputs']['occ'].shape == (2, 11, *TINY_GRID.shape)
-    assert len(batch['data_samples']) == 2 and batch['data_samples'][1]['scene_name'] == 'tiny-0'
+    assert len(batch['data_samples']) == 2 and batch['data_samples'][1].scene_name == 'tiny-0'
 
 
 def test_missing_occupancy_names_file(tmp_path):

@@ -153,7 +153,7 @@ REFERENCES = dict(occworld=ref_occworld, dome=ref_dome, i2world=ref_i2world)
 def test_matches_the_reference_implementation(data, protocol, mask):
     root = data['root']
     report = evaluate_files(str(root / 'infos.pkl'), str(root / 'gts'), str(root / 'pred'),
-                            protocol, mask, grid=GRID, progress=False)
+                            protocol, mask, grid=GRID)
     n, (miou, iou, per_class) = REFERENCES[protocol](data, mask and f'mask_{mask}')
     assert report['num_windows'] == n == {'occworld': 3, 'dome': 4, 'i2world': 8}[protocol]
     np.testing.assert_allclose(report['miou_per_frame'], miou, rtol=1e-12)
@@ -178,7 +178,7 @@ def test_copy_last_files_score_as_the_copy_last_baseline(data, tmp_path):
             np.savez_compressed(tmp_path / name / f"{f['token']}.npz",
                                 semantics=np.repeat(f['semantics'][None], 6, 0))
     report = evaluate_files(str(root / 'infos.pkl'), str(root / 'gts'), str(tmp_path),
-                            'i2world', grid=GRID, progress=False)
+                            'i2world', grid=GRID)
     assert report['miou_per_frame'] == report['baselines']['copy_last']['miou_per_frame']
     assert report['iou_per_frame'] == report['baselines']['copy_last']['iou_per_frame']
 
@@ -195,14 +195,14 @@ def test_missing_files_are_listed_or_skipped(data, tmp_path):
     gone.unlink()
     args = (str(root / 'infos.pkl'), str(root / 'gts'), str(pred), 'occworld')
     with pytest.raises(FileNotFoundError, match=r'1 of 3 prediction files are missing') as e:
-        evaluate_files(*args, grid=GRID, progress=False)
+        evaluate_files(*args, grid=GRID)
     assert str(gone) in str(e.value) and '--allow-missing' in str(e.value)
-    report = evaluate_files(*args, allow_missing=True, grid=GRID, progress=False)
+    report = evaluate_files(*args, allow_missing=True, grid=GRID)
     assert report['num_windows'] == 2 and report['missing_windows'] == 1
     np.savez_compressed(pred / 'scene-0001' / 'scene-0001-tok05.npz',
                         semantics=np.zeros((5, 8, 8, 2), np.uint8))
     with pytest.raises(ValueError, match=r'scene-0001-tok05.npz: semantics shape'):
-        evaluate_files(*args, allow_missing=True, grid=GRID, progress=False)
+        evaluate_files(*args, allow_missing=True, grid=GRID)
 
 
 def test_tool_writes_json_and_markdown(data, tmp_path):

@@ -9,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from occwm.evaluation import OccMetric
+from occwm.window import OccWindow
 
 N_WINDOWS = 5  # odd: the sampler pads rank 1 with a repeated window, which collect drops
 SHAPE = (6, 6, 6, 2)  # (T_f, X, Y, Z)
@@ -24,8 +25,9 @@ def make_windows(seed=0):
         samples.append(dict(pred_occ=torch.from_numpy(pred), gt_occ=torch.from_numpy(gt),
                             baselines=dict(copy_last=torch.from_numpy(gt[:1].repeat(6, 0))),
                             pred_present=torch.from_numpy(pred[0]), gt_present=torch.from_numpy(gt[0])))
-        metas.append(dict(mask_camera=torch.from_numpy((rng.random((7,) + SHAPE[1:]) < 0.8)
-                                                       .astype(np.uint8))))
+        cam = torch.from_numpy((rng.random((7,) + SHAPE[1:]) < 0.8).astype(np.uint8))
+        metas.append(OccWindow(torch.from_numpy(np.concatenate([gt[:1], gt])), torch.zeros(7, 3), 1,
+                               mask_camera=cam))
     return samples, metas
 
 

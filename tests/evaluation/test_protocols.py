@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 
 from occwm.evaluation import OccMetric, apply_protocol, num_windows
-from occwm.window import window_starts
+from occwm.window import OccWindow, window_starts
 from occwm.evaluation.baselines import baseline_forecasts, copy_last, warp_static
 from occwm.grid import OccGrid
 
@@ -97,9 +97,10 @@ def test_masks_from_the_window_meta():
     cam[1].view(-1)[[1, 3]] = 0
     lidar = torch.zeros(3, 2, 2, 1, dtype=torch.uint8)
     lidar[:, 0, 0] = 1  # only the hit car voxel
-    meta = dict(mask_camera=cam, mask_lidar=lidar)
+    meta = OccWindow(torch.cat([GT[:1], gt]), torch.zeros(3, 3), 1, mask_camera=cam,
+                     mask_lidar=lidar)
     for mask, car1, iou1 in (('camera', 1 / 2, 1 / 2), ('lidar', 1.0, 1.0), (None, 1 / 3, 1 / 2)):
-        metric = OccMetric(protocol='occworld', mask=mask, avg_frames=(1, 2))
+        metric = OccMetric(protocol='occworld', mask=mask, avg_frames=(1, 2), baselines=())
         metric.process(dict(data_samples=[meta]), [dict(pred_occ=pred, gt_occ=gt)])
         out = metric.evaluate(1)
         r = metric.last_report
@@ -221,23 +222,41 @@ def test_rollout_rolls_the_window_forward_with_forecast_frames():
                                model.forecast(past, traj[:, :P + TF], generator=g()))
 
 
-def test_predict_follows_the_windows_num_past_and_horizon():
+def test_predict_follows_the_windows_and_the_metric_scores_the_baselines():
     from tests.models.test_forecaster import toy_batch
-    model = fake_forecaster()
+    model = fake_forecaster()  # num_past 3
     batch = toy_batch(2, torch.Generator().manual_seed(0))  # T = 6
-    metas = [dict(num_past=2, tokens=[f'w{i}-{k}' for k in range(6)]) for i in range(2)]
-    out = model(batch, metas, mode='predict')  # 2 past (padded to 3), 4 future (rolled out)
-    for i, res in enumerate(out):
-        assert res['pred_occ'].shape == (4, 16, 16, 2)
-        assert torch.equal(res['gt_occ'], batch['occ'][i, 2:])
-        assert torch.equal(res['baselines']['copy_last'][0], batch['occ'][i, 1])
-        assert res['baselines']['warp'].shape == (4, 16, 16, 2)
+    wins = [OccWindow(batch['occ'][i], batch['traj'][i], 2, scene_name='s',
+                      tokens=[f'w{i}-{k}' for k in range(6)]) for i in range(2)]
+    with pytest.raises(ValueError, match='PackOccInputs'):  # 2 past frames for a 3-frame model
+        model(batch, wins, mode='predict')
+    wins = [w.with_num_past(3) for w in wins]  # the data side pads: the oldest frame repeated
+    assert wins[0].num_past == 3 and wins[0].present_token == 'w0-1'
+    assert torch.equal(wins[0].occ[0], wins[0].occ[1]) and torch.equal(wins[0].present, batch['occ'][0, 1])
+    padded = dict(occ=torch.stack([w.occ for w in wins]), traj=torch.stack([w.traj for w in wins]))
+    out = model(padded, wins, mode='predict')  # 3 past, 4 future (rolled out past 3)
+    for res in out:
+        assert set(res) == {'pred_occ'} and res['pred_occ'].shape == (4, 16, 16, 2)
     # each window's noise is seeded by its present token: alone == in a batch
-    alone = model({k: v[1:] for k, v in batch.items()}, metas[1:], mode='predict')
+    alone = model({k: v[1:] for k, v in padded.items()}, wins[1:], mode='predict')
     assert torch.equal(alone[0]['pred_occ'], out[1]['pred_occ'])
     model.decode_present = True
-    res = model(batch, metas, mode='predict')[0]
-    assert res['pred_present'].shape == (16, 16, 2) and torch.equal(res['gt_present'], batch['occ'][0, 1])
+    res = model(padded, wins, mode='predict')[0]
+    assert res['pred_present'].shape == (16, 16, 2)
+    # the metric takes the ground truth and the baselines from the windows
+    grid = dict(point_cloud_range=(-3.2, -3.2, 0.0, 3.2, 3.2, 0.8), voxel_size=0.4)
+    metric = OccMetric(protocol='i2world', avg_frames=(1, 2, 4), grid=grid)
+    metric.process(dict(data_samples=wins), model(padded, wins, mode='predict'))
+    metric.evaluate(2)
+    r = metric.last_report
+    assert list(r['baselines']) == ['copy_last', 'warp']
+    copy = OccMetric(protocol='i2world', avg_frames=(1, 2, 4), grid=grid, baselines=())
+    copy.process(dict(data_samples=wins),
+                 [dict(pred_occ=w.present[None].expand(4, -1, -1, -1), pred_present=w.present)
+                  for w in wins])
+    copy.evaluate(2)
+    np.testing.assert_equal(copy.last_report['miou_per_frame'],
+                            r['baselines']['copy_last']['miou_per_frame'])
 
 
 LENGTHS = (13, 14, 10, 9, 11)
@@ -253,7 +272,7 @@ def tiny_scenes(tmp_path_factory):
 @pytest.mark.parametrize('protocol', ['occworld', 'dome', 'i2world'])
 def test_dataset_windows_follow_the_protocol(protocol, tiny_scenes):
     from occwm.data import OccForecastDataset
-    from occwm.evaluation.from_files import list_windows
+    from occwm.engine.evaluate import build_test_set, files_config
     tmp_path, ann = tiny_scenes
     cfg = Config(dict(test_dataloader=dict(dataset=dict(
         type='OccForecastDataset', ann_file=ann, data_root=str(tmp_path), pipeline=[])),
@@ -265,7 +284,9 @@ def test_dataset_windows_follow_the_protocol(protocol, tiny_scenes):
     assert len(ds) == sum(num_windows(L, protocol) for L in LENGTHS)
     presents = [(d['scene_name'], d['tokens'][d['num_past'] - 1]) for d in
                 (ds.get_data_info(i) for i in range(len(ds)))]
-    files = [(w.scene, w.frames[w.present]['token']) for w in list_windows(ann, 'out', protocol)]
+    scored = build_test_set(files_config(ann, str(tmp_path / 'gts'), 'out', protocol))
+    files = [(d['scene_name'], d['tokens'][d['num_past'] - 1]) for d in
+             (scored.get_data_info(i) for i in range(len(scored)))]
     assert presents == files  # the same windows as tools/eval_occ.py expects files for
     if protocol == 'dome':
         assert ds.get_data_info(0)['num_past'] == 4 and presents[0][1] == 'tiny-0-003'

@@ -106,13 +106,10 @@ def test_predict_shapes_and_determinism():
     batch = toy_batch(2, torch.Generator().manual_seed(0))
     out = model(batch, mode='predict')
     assert len(out) == 2
-    for i, res in enumerate(out):
-        assert set(res) == {'pred_occ', 'gt_occ', 'baselines'}
-        for v in (res['pred_occ'], res['gt_occ'], res['baselines']['copy_last']):
-            assert v.shape == (TF, X, Y, Z) and v.dtype == torch.uint8 and v.device.type == 'cpu'
-        torch.testing.assert_close(res['gt_occ'], batch['occ'][i, P:])
-        for f in range(TF):
-            torch.testing.assert_close(res['baselines']['copy_last'][f], batch['occ'][i, P - 1])
+    for res in out:  # forecasts only: scoring them is the metric's job
+        assert set(res) == {'pred_occ'}
+        v = res['pred_occ']
+        assert v.shape == (TF, X, Y, Z) and v.dtype == torch.uint8 and v.device.type == 'cpu'
     again = model(batch, mode='predict')
     for a, b in zip(out, again):
         assert torch.equal(a['pred_occ'], b['pred_occ'])

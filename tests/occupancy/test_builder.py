@@ -11,11 +11,11 @@ from occwm.infos.layouts import load_scene_infos
 from occwm.io import load_labels
 from occwm.occupancy.builder import (build_scene, build_sequence, default_scene_name,
                                     format_report, load_source, occupancy_report,
-                                    points_in_boxes, static_iou, voxelize_majority,
-                                    warp_occupancy)
+                                    points_in_boxes, static_iou, voxelize_majority)
 from occwm.occupancy.visibility import CameraCalib, load_cam_calib
-from occwm.geometry import planar, se2_to_matrix
+from occwm.geometry import matrix_to_se2, planar, se2_to_matrix
 from occwm.grid import DEFAULT_GRID as G
+from occwm.warp import warp_planar
 from tests.conftest import shared_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -262,12 +262,15 @@ def test_seq11_static_consistency(built):
     assert min(ious) > 0.55 and np.mean(ious) > 0.65   # measured 0.66-0.87, mean 0.73
     # the warp is an inverse pair: a frame warped onto itself is unchanged
     sem = built['occupancy'][3]['semantics']
-    same, valid = warp_occupancy(sem, np.eye(4))
-    assert valid.all() and np.array_equal(same, sem)
+    same, valid = warp_planar(sem[None], np.zeros((1, 3)), G, fill=G.free_label)
+    assert valid.all() and np.array_equal(same[0], sem)
     # a wrong pose (1.2 m sideways) must score worse than the right one
-    T = np.linalg.inv(planar(built['ego2globals'][3])) @ planar(built['ego2globals'][4])
-    wrong, v2 = warp_occupancy(built['occupancy'][4]['semantics'], se2_to_matrix(0, 1.2, 0) @ T)
-    assert static_iou(sem, wrong, v2)[0] < rep['frames'][3]['static_iou'] - 0.1
+    T = np.linalg.inv(planar(built['ego2globals'][3])) @ planar(built['ego2globals'][4])  # 4 -> 3
+    pose = matrix_to_se2(np.linalg.inv(se2_to_matrix(0, 1.2, 0) @ T))  # frame 3 in frame 4, off
+    wrong, v2 = warp_planar(built['occupancy'][4]['semantics'][None], pose[None], G,
+                            fill=G.free_label)
+    v2 = np.broadcast_to(v2[0, ..., None], sem.shape)
+    assert static_iou(sem, wrong[0], v2)[0] < rep['frames'][3]['static_iou'] - 0.1
     assert 'official Occ3D frame: 6.11%' in format_report(rep)
 
 

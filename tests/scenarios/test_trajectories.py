@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from occwm.geometry import relative_se2
 from occwm.scenarios.search import perturb, risk_score
 from occwm.scenarios.trajectories import (SUBSTEPS, EgoState, KinematicLimits,
                                           builtin_trajectories, estimate_ego_state,

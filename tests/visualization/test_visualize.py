@@ -144,6 +144,18 @@ def test_interactive_keys():
     assert next_index(1, KEY_Q, 3) == 1
 
 
+def test_timeline_steps_panels_side_by_side():
+    from occwm.visualization.interactive import PANEL_SPACING, timeline_steps
+    win, preds = small_window()
+    step, titles = timeline_steps(win, preds)
+    assert titles[2] == 't = +0.5 s: Ground truth | Forecast | Errors (left to right)'
+    past = step(0)  # the errors panel of an observed step is empty: only its outline
+    future = step(2)
+    assert len(future) > len(past)
+    y_min = min(np.asarray(g.get_axis_aligned_bounding_box().get_min_bound())[1] for g in future)
+    assert y_min < -2 * PANEL_SPACING + DEFAULT_GRID.point_cloud_range[1] + 1  # 3 panels
+
+
 @pytest.fixture(scope='module')
 def scene(tmp_path_factory):
     """A 6-frame scene on the Occ3D grid and a 2-frame forecast of its window at frame 3."""
