@@ -40,5 +40,5 @@ class ForecastRenderHook(Hook):
             path = os.path.splitext(prediction_path(self.out_dir, w.scene_name,
                                                     w.present_token))[0] + '.png'
             render_comparison(w.future[:len(pred)], pred, out_path=path, past=w.past,
-                              traj=w.traj[w.num_past - 1:], grid=self.grid,
+                              traj=w.traj, grid=self.grid,
                               past_shown=self.past_shown)

@@ -80,3 +80,15 @@ def test_train_resume_test_forecast(synthetic_root, tmp_path, monkeypatch):
     assert len(npz) == 1 and any(f.endswith('.png') for f in files)
     pred = np.load(npz[0])['semantics']
     assert pred.shape == (6, 200, 200, 16) and pred.dtype == np.uint8 and pred.max() <= 17
+    # scoring the files on disk goes the same path and gives the same numbers
+    from tools import eval_occ
+    scored = str(tmp_path / 'eval.json')
+    eval_occ.main(['--infos', os.path.join(synthetic_root, 'synthetic_infos_val.pkl'),
+                   '--gt-root', os.path.join(synthetic_root, 'gts'), '--pred-root', str(out),
+                   '--allow-missing', '--out-json', scored, '--work-dir', str(tmp_path / 'eval')])
+    a, b = json.load(open(out / 'metrics.json')), json.load(open(scored))
+    assert a['num_windows'] == b['num_windows'] == 1
+    for key in ('iou_per_frame', 'miou_per_frame'):
+        np.testing.assert_allclose(a[key], b[key])
+        for name in ('copy_last', 'warp'):
+            np.testing.assert_allclose(a['baselines'][name][key], b['baselines'][name][key])

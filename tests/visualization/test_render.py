@@ -73,7 +73,7 @@ def test_only_exposed_faces_are_built():
 def test_ego_box_and_trajectory_geometry():
     v = np.asarray(ego_box_mesh().vertices)
     np.testing.assert_allclose(v.min(0), [-0.657, -0.865, 0.0])  # origin: rear axle
-    np.testing.assert_allclose(v.max(0), [4.08 - 0.657, 0.865, 1.56])
+    np.testing.assert_allclose(v.max(0), [4.084 - 0.657, 0.865, 1.56])  # Zoe: 4.084 m long
     ls = trajectory_lineset(np.array([[0, 0, 0], [2, 0, 0], [4, 1, np.pi / 2]]))
     pts, lines = np.asarray(ls.points), np.asarray(ls.lines)
     assert len(lines) == 2 + 3  # 2 path segments + 3 heading ticks
