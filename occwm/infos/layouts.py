@@ -2,7 +2,7 @@
 
 Users arrive with info pkls made for OccWorld, DOME or I²-World, or by
 mmdetection3d / UniAD. ``load_infos`` takes any of them as they are and returns
-``{scene_name: [frame_info, ...]}`` with the frame_info of ``occwm.io``
+``{scene_name: [frame_info, ...]}`` with the frame_info of ``occwm.infos.fields``
 (frames in time order). One small adapter per layout turns the pkl into frames; the
 checks, sorting, splitting and trajectory fields are shared, so the same frames
 give the same windows whichever layout they came from.
@@ -45,7 +45,7 @@ and keep ``occ_path = 'gts/<scene>/<token>'`` in the original scene folder; each
 warns (``warnings.warn``) naming the file, the scene, the two timestamps and the gap.
 
 Trajectories. occwm always derives the trajectory fields from the ego2global poses
-(``layout.add_trajectories``). Fields stored by a source are kept only when a scene
+(``occwm.infos.fields.add_trajectories``). Fields stored by a source are kept only when a scene
 carries all five and was not cut; otherwise all five are recomputed (I²-World's
 ``gt_ego_fut_trajs``, for one, are in the LiDAR frame, not the ego frame).
 """
@@ -399,7 +399,7 @@ def load_infos(path: str, layout: str = 'auto', scene_names: Optional[Dict[str, 
 
     Returns:
         ``{scene_name: [frame_info, ...]}`` in time order, scenes in the pkl's order
-        (flat lists: by first timestamp). Each frame_info (``occwm.io``) holds
+        (flat lists: by first timestamp). Each frame_info (``occwm.infos.fields``) holds
         ``token`` str, ``timestamp`` int µs, ``scene_name``, ``ego2global_translation``
         (3,) / ``ego2global_rotation`` (4,) w, x, y, z and the same for ``lidar2ego``,
         all float64, ``occ_path`` ``'gts/<scene folder>/<token>'``, the trajectory

@@ -1,12 +1,12 @@
 """Info pkls from a database in the nuScenes schema (nuScenes, Lyft Level 5, ...) read
 with nuscenes-devkit, written in occwm's scene-keyed layout (OccWorld's
-``nuscenes_infos_{split}_temporal_v3_scene.pkl``, see ``occwm.io``)::
+``nuscenes_infos_{split}_temporal_v3_scene.pkl``, see ``occwm.infos.fields``)::
 
     OUT_DIR/nuscenes_infos_{split}_temporal_v3_scene.pkl
         {'metadata': {'version', 'split', 'created_by': 'occwm create_data', ...},
          'infos': {scene_name: [frame_info, ...]}}      # keyframes in time order
 
-Per keyframe the fields of ``occwm.io`` plus those of mmdetection3d's
+Per keyframe the fields of ``occwm.infos.fields`` plus those of mmdetection3d's
 ``tools/dataset_converters/nuscenes_converter.py`` (``_fill_trainval_infos``,
 ``obtain_sensor2top``) as UniAD / OccWorld use them, with occwm's choices where noted:
 
@@ -42,7 +42,7 @@ Per keyframe the fields of ``occwm.io`` plus those of mmdetection3d's
     instance_tokens (M,) str
     occ_path                     'gts/<scene_name>/<token>'
     gt_ego_fut_trajs, gt_ego_fut_masks, gt_ego_his_trajs, ego_fut_traj, ego_his_traj:
-                                 ``occwm.io.add_trajectories``
+                                 ``occwm.infos.fields.add_trajectories``
 
 Splits come from ``nuscenes.utils.splits.create_splits_scenes()``; scenes in no split of
 the version (other datasets in the schema) go to ``unsplit_to``.

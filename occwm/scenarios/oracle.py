@@ -107,7 +107,7 @@ def parked_car_world(distance: float = 20.0, lateral: float = 0.0, speed: float 
 
 def write_world(world: SyntheticWorld, out_dir: str, scene_name: str = 'synthetic-parked-car',
                 grid: OccGrid = DEFAULT_GRID) -> Dict[str, str]:
-    """Write a synthetic world in the layout of ``occwm.io`` (Occ3D
+    """Write a synthetic world in the layout of ``occwm.io`` and ``occwm.infos.fields`` (Occ3D
     ``gts/<scene>/<token>/labels.npz`` + an OccWorld-style info pkl).
 
     Returns:
