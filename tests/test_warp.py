@@ -154,3 +154,17 @@ def test_nearest_and_bilinear_agree_on_whole_cells():
     b, vb = warp_planar(lat, pose, RANGE, 'bilinear')
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     assert torch.equal(va, vb)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_matches_cpu():
+    occ = torch.from_numpy(_occ(B=2))
+    poses = torch.tensor([[[0.53, -0.31, 0.3], [1.0, 0.0, -0.1]]]).expand(2, 2, 3)
+    cpu, v_cpu = warp_planar(occ, poses, TINY_GRID, fill=17)
+    gpu, v_gpu = warp_planar(occ.cuda(), poses.cuda(), TINY_GRID, fill=17)
+    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu) and torch.equal(v_gpu.cpu(), v_cpu)
+    lat = _latent()
+    w_cpu, _ = warp_bev(lat, poses, RANGE)
+    w_gpu, _ = warp_bev(lat.cuda(), poses.cuda(), RANGE)
+    torch.testing.assert_close(w_gpu.cpu(), w_cpu, atol=1e-5, rtol=0)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+from occwm.geometry import FRAME_DT
 from occwm.window import window_starts
 
 PROTOCOLS: Dict[str, dict] = {
@@ -58,7 +59,6 @@ model's reconstruction of the present frame is reported as "0 s")."""
 
 MASKS = ('none', 'camera', 'lidar')
 DEFAULT_PROTOCOL = 'occworld'
-FRAME_INTERVAL = 0.5  # seconds between frames (nuScenes keyframes, 2 Hz)
 NO_GAP_CUT_S = 1e9  # max_gap_s of OccForecastDataset / load_infos that never cuts a scene
 
 
@@ -93,7 +93,7 @@ def num_windows(num_frames: int, protocol: str = DEFAULT_PROTOCOL) -> int:
     return len(window_starts(num_frames, p['num_past'] + p['num_future'], p['window_rule']))
 
 
-def frame_name(k: int, interval: float = FRAME_INTERVAL) -> str:
+def frame_name(k: int, interval: float = FRAME_DT) -> str:
     """Name of future frame ``k`` (1-based; 0 = the present): ``k * interval`` seconds,
     e.g. ``'0.5s'``, ``'1s'``, ``'0s'``."""
     return f'{k * interval:g}s'

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from occwm.geometry import relative_se2
+from occwm.grid import DEFAULT_GRID
 from occwm.models.dit import OccDiT
 from occwm.models.flow import interpolate, sample, sample_time, velocity_target
 from occwm.registry import MODELS
@@ -94,7 +95,7 @@ class OccForecaster(BaseModel):
             frame's ego frame plus its valid mask (``C + 1`` extra input channels).
         xy_range: ``(x_min, y_min, x_max, y_max)`` metres covered by the latent grid
             (for the warp); default: the tokenizer's ``grid.point_cloud_range`` if it
-            has one, else ``(-40, -40, 40, 40)``.
+            has one, else the Occ3D grid's ``(-40, -40, 40, 40)``.
         prior: the source distribution of the flow. ``'noise'``: standard Gaussian
             (rectified flow, Liu et al. 2022). ``'warp'`` (default): a data-dependent
             coupling (Albergo et al., "Stochastic interpolants with data-dependent
@@ -141,7 +142,7 @@ class OccForecaster(BaseModel):
         if xy_range is None:
             grid = getattr(self.tokenizer, 'grid', None)
             pcr = getattr(grid, 'point_cloud_range', None)
-            xy_range = (pcr[0], pcr[1], pcr[3], pcr[4]) if pcr is not None else (-40., -40., 40., 40.)
+            xy_range = (pcr[0], pcr[1], pcr[3], pcr[4]) if pcr is not None else DEFAULT_GRID.xy_range
         self.xy_range = tuple(float(v) for v in xy_range)
         if prior not in ('noise', 'warp'):
             raise ValueError(f"prior must be 'noise' or 'warp', got {prior!r}")

@@ -8,9 +8,9 @@ Input: a nuScenes root with nuScenes-lidarseg::
     <root>/samples/LIDAR_TOP/*.pcd.bin               keyframe scans, float32 (N, 5)
     <root>/lidarseg/<version>/<token>_lidarseg.bin   uint8 (N,) general-class index per point
 
-Each keyframe sample becomes one ``occ_builder.SourceFrame`` (points and boxes in the
-LIDAR_TOP frame, ego pose, lidar2ego), and ``occ_builder.build_sequence`` builds the
-occupancy unchanged, so both input modes share one method (see ``occ_builder``).
+Each keyframe sample becomes one ``occwm.occupancy.builder.SourceFrame`` (points and boxes in the
+LIDAR_TOP frame, ego pose, lidar2ego), and ``occwm.occupancy.builder.build_sequence`` builds the
+occupancy unchanged, so both input modes share one method (see ``occwm.occupancy.builder``).
 
 Cameras (``mask_camera``): the ``calibrated_sensor`` records of the keyframe sample_data
 of the six surround cameras (``visibility.CAMERA_NAMES``): ``translation`` and
@@ -360,7 +360,7 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
 
     Args:
         scenes: scene names (default: every scene of the version).
-        ray_cast, cam_stride, build_options: passed to ``occ_builder.build_sequence``
+        ray_cast, cam_stride, build_options: passed to ``occwm.occupancy.builder.build_sequence``
             (``ray_cast``, ``cam_stride`` and any further keyword arguments but ``cams``).
         cams: ``'database'`` (default): each scene's own camera calibrations
             (``scene_cameras``), ``mask_camera`` all ones for a scene without camera

@@ -1,4 +1,4 @@
-"""Statistics of built occupancy (``occ_builder``): non-free fraction, classes, road
+"""Statistics of built occupancy (``occwm.occupancy.builder``): non-free fraction, classes, road
 height, static consistency between consecutive frames, and the visibility fractions of
 ``mask_lidar`` / ``mask_camera`` beside those of an official Occ3D frame.
 

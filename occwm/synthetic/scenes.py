@@ -2,7 +2,7 @@
 
 Everything here is made up (no real sensor data); scene names are ``synthetic-XXXX``
 and the pkl metadata says ``'synthetic': True``. The output is the on-disk layout of
-``occwm.io`` (Occ3D ``labels.npz`` + OccWorld-style scene-keyed info pkls).
+``occwm.io`` and ``occwm.infos.fields`` (Occ3D ``labels.npz`` + OccWorld-style scene-keyed info pkls).
 
 This module holds the rasterisation of a world into occupancy grids
 (``render_occupancy``), the visibility masks (``visibility_masks``), ``generate_scene``,
@@ -168,7 +168,7 @@ def write_synthetic_dataset(out_dir: str, num_train: int = 24, num_val: int = 6,
                             num_frames: int = 20, seed: int = 0, grid: OccGrid = DEFAULT_GRID,
                             cfg: Optional[SyntheticSceneConfig] = None,
                             progress: bool = True) -> Dict[str, object]:
-    """Write a SYNTHETIC data set in the layout of ``occwm.io``.
+    """Write a SYNTHETIC data set in the layout of ``occwm.io`` and ``occwm.infos.fields``.
 
     Train scenes are ``synthetic-0000 ... synthetic-{num_train-1}``, val scenes the next
     ``num_val`` names, drawn from different seeds (``scene_seed``).
