@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+import uuid
 from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
@@ -48,7 +50,8 @@ def check_test_set(cfg: Config, protocol: str) -> int:
 
 
 def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
-    """``Runner.from_cfg(cfg).test()``.
+    """``Runner.from_cfg(cfg).test()``, under an experiment name of its own (two runs in
+    one second in one process would otherwise share mmengine's logger and visualizer).
 
     Returns:
         ``(flat metrics, report)``: the report (``occwm.evaluation.report`` schema) of the
@@ -57,6 +60,8 @@ def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
     """
     import occwm.compat  # noqa: F401  (spconv CPU shim, weights-only checkpoints)
     from mmengine.runner import Runner
+    if not cfg.get('experiment_name'):  # mmengine names runs by the second; two runs in one
+        cfg.experiment_name = f'test_{time.strftime("%Y%m%d_%H%M%S")}_{uuid.uuid4().hex[:6]}'
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     report = next((m.last_report for m in runner.test_evaluator.metrics

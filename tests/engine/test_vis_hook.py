@@ -56,6 +56,7 @@ def test_hook_writes_every_second_round(tmp_path, renderer):  # noqa: F811
                   sampler=dict(type='DefaultSampler', shuffle=False))
     runner = Runner(
         model=CopyLast(), work_dir=str(tmp_path / 'work'), default_scope='occwm',
+        experiment_name=f'vis_hook_{os.getpid()}_{id(tmp_path)}',  # own Visualizer instance
         train_dataloader=dict(dataset=dataset(tmp_path, ann), **loader),
         val_dataloader=dict(dataset=dataset(tmp_path, ann), **loader),
         val_evaluator=[NoMetric()], val_cfg=dict(type='ValLoop'),
