@@ -84,7 +84,7 @@ def files_config(infos_path: str, gt_root: str, pred_root: str, protocol: str = 
         protocol, mask: see ``occwm.evaluation.protocols``.
         num_future: future frames scored (default: the protocol's, 6).
         grid: the occupancy grid.
-        work_dir: the runner's log folder (default: a temporary folder).
+        work_dir: the runner's log folder (default ``work_dirs/eval_occ``).
         indices: windows to score (default: all).
     """
     g = dict(point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size)
@@ -104,7 +104,7 @@ def files_config(infos_path: str, gt_root: str, pred_root: str, protocol: str = 
         test_cfg=dict(type='TestLoop'),
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
         log_level='WARNING',
-        work_dir=work_dir or tempfile.mkdtemp(prefix='occwm_eval_'),
+        work_dir=work_dir or os.path.join('work_dirs', 'eval_occ'),
         env_cfg=dict(dist_cfg=dict(backend='gloo'))))
     apply_protocol(cfg, protocol, 'none' if mask is None else mask, num_future=num_future)
     return cfg
@@ -128,7 +128,14 @@ def evaluate_files(infos_path: str, gt_root: str, pred_root: str, protocol: str 
         ValueError: no window under the protocol; a malformed prediction or ground-truth
             file (named).
     """
-    cfg = files_config(infos_path, gt_root, pred_root, protocol, mask, num_future, grid, work_dir)
+    with tempfile.TemporaryDirectory(prefix='occwm_eval_') as tmp:
+        return _evaluate_files(files_config(infos_path, gt_root, pred_root, protocol, mask,
+                                            num_future, grid, work_dir or tmp),
+                               pred_root, protocol, allow_missing)
+
+
+def _evaluate_files(cfg: Config, pred_root: str, protocol: str, allow_missing: bool) -> dict:
+    """:func:`evaluate_files` on a built config."""
     n = check_test_set(cfg, protocol)
     ds = build_test_set(cfg)
     paths = [prediction_path(pred_root, info['scene_name'], info['tokens'][info['num_past'] - 1])
