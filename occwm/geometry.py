@@ -143,8 +143,7 @@ def compose_se2(a, b):
     a, b = _as_poses(a, b)
     xy = apply_se2(b[..., :2], a)                                      # (..., 2) R(yaw_a) b + a
     yaw = wrap_angle(a[..., 2] + b[..., 2])
-    return _lib(a).cat([xy, yaw[..., None]], -1) if _lib(a) is torch else \
-        np.concatenate([xy, np.broadcast_to(yaw[..., None], xy.shape[:-1] + (1,))], -1)
+    return _lib(a).concatenate([xy, yaw[..., None]], -1)  # both (...) broadcast shapes
 
 
 def apply_se2(points, pose, inverse: bool = False):
@@ -176,8 +175,7 @@ def apply_se2(points, pose, inverse: bool = False):
         return out
     rest = points[..., 2:]
     shape = tuple(out.shape[:-1]) + tuple(rest.shape[-1:])
-    rest = rest.expand(shape) if lib is torch else np.broadcast_to(rest, shape)
-    return lib.cat([out, rest], -1) if lib is torch else np.concatenate([out, rest], -1)
+    return lib.concatenate([out, lib.broadcast_to(rest, shape)], -1)
 
 
 def trajectory_in_frame(ego2globals: np.ndarray, ref: int) -> np.ndarray:

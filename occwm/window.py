@@ -199,9 +199,9 @@ class OccWindow:
 
     def numpy(self) -> 'OccWindow':
         """A copy whose array fields are numpy arrays (``traj`` float64)."""
-        arr = {k: _to_numpy(getattr(self, k)) for k in
+        arr = {k: to_numpy(getattr(self, k)) for k in
                ('occ', 'timestamps', 'ego2global', 'mask_camera', 'mask_lidar')}
-        traj = None if self.traj is None else np.asarray(_to_numpy(self.traj), np.float64)
+        traj = None if self.traj is None else np.asarray(to_numpy(self.traj), np.float64)
         return replace(self, traj=traj, **arr)
 
     def with_num_past(self, num_past: int) -> 'OccWindow':
@@ -237,7 +237,9 @@ class OccWindow:
                        mask_camera=take(self.mask_camera, idx), mask_lidar=take(self.mask_lidar, idx))
 
 
-def _to_numpy(x):
+def to_numpy(x):
+    """A numpy array of ``x`` (a torch tensor is detached and moved to the CPU);
+    ``None`` stays ``None``."""
     if x is None or isinstance(x, np.ndarray):
         return x
     if isinstance(x, torch.Tensor):

@@ -83,7 +83,7 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     try:
-        n = check_test_set(cfg, preset['name'])
+        n = len(check_test_set(cfg, preset['name']))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     if args.windows is not None:

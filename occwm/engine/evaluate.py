@@ -34,8 +34,9 @@ def build_test_set(cfg: Config):
     return DATASETS.build(dict(cfg.test_dataloader.dataset, pipeline=[]))
 
 
-def check_test_set(cfg: Config, protocol: str) -> int:
-    """Windows of the test set of ``cfg``.
+def check_test_set(cfg: Config, protocol: str):
+    """The test set of ``cfg`` without its pipeline (:func:`build_test_set`), checked to
+    hold a window.
 
     Raises:
         ValueError: the set has no window under ``protocol`` (a one-line message), or
@@ -46,7 +47,7 @@ def check_test_set(cfg: Config, protocol: str) -> int:
         d = cfg.test_dataloader.dataset
         raise ValueError(NO_WINDOW.format(ann=d.get('ann_file'), protocol=protocol,
                                           frames=d.get('num_past', 1) + d.get('num_future', 0)))
-    return len(ds)
+    return ds
 
 
 def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
@@ -136,8 +137,8 @@ def evaluate_files(infos_path: str, gt_root: str, pred_root: str, protocol: str 
 
 def _evaluate_files(cfg: Config, pred_root: str, protocol: str, allow_missing: bool) -> dict:
     """:func:`evaluate_files` on a built config."""
-    n = check_test_set(cfg, protocol)
-    ds = build_test_set(cfg)
+    ds = check_test_set(cfg, protocol)
+    n = len(ds)
     paths = [prediction_path(pred_root, info['scene_name'], info['tokens'][info['num_past'] - 1])
              for info in (ds.get_data_info(i) for i in range(n))]
     missing = [p for p in paths if not os.path.isfile(p)]

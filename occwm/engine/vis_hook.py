@@ -17,7 +17,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from occwm.registry import HOOKS
-from occwm.window import OccWindow
+from occwm.window import OccWindow, to_numpy
 
 
 @HOOKS.register_module()
@@ -88,8 +88,8 @@ class OccVisHook(Hook):
                 runner.logger.warning('OccVisHook: predict outputs hold no pred_occ; no pictures')
                 self._target = False
                 return
-            self._captured = dict(win=win.numpy(), pred=_np(out['pred_occ']),
-                                  gt=_np(out['gt_occ']) if 'gt_occ' in out else None)
+            self._captured = dict(win=win.numpy(), pred=to_numpy(out['pred_occ']),
+                                  gt=to_numpy(out.get('gt_occ')))
             return
 
     def after_val_epoch(self, runner, metrics=None) -> None:
@@ -115,10 +115,10 @@ class OccVisHook(Hook):
             ``(H, W, 3) uint8`` RGB.
         """
         from occwm.visualization.figures import window_image
-        win, pred = win.numpy(), _np(pred)
+        win, pred = win.numpy(), to_numpy(pred)
         T_r, tf = win.num_recorded, len(pred)
         if gt is not None:
-            gt = _np(gt)
+            gt = to_numpy(gt)
             if len(gt) != tf or tf > T_r:
                 raise ValueError(f'gt has {len(gt)} frames, pred {tf}, the window {T_r}')
             win = replace(win, occ=np.concatenate([win.occ[:T_r - tf], gt]))
@@ -130,7 +130,3 @@ class OccVisHook(Hook):
         return window_image(win, [pred], view=self.view, panel_size=self.panel_size,
                             past_shown=self.past_shown, future_shown=future_shown,
                             grid=self.grid)
-
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, 'detach') else np.asarray(x)

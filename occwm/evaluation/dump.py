@@ -39,7 +39,6 @@ class DumpForecasts(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.out_dir, self.overwrite = out_dir, overwrite
-        self.written: List[str] = []
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Write one file per window; append its path."""
@@ -51,7 +50,6 @@ class DumpForecasts(BaseMetric):
             pred = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
             with atomic_path(path) as tmp, open(tmp, 'wb') as f:
                 np.savez_compressed(f, semantics=pred.astype(np.uint8))
-            self.written.append(path)
             self.results.append(path)
 
     def compute_metrics(self, results: List[str]) -> Dict[str, float]:

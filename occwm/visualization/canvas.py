@@ -11,8 +11,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
-from occwm.visualization.geometry import (EGO_COLOR, ERROR_NAMES, ERROR_PALETTE, TRAJ_COLOR,
-                                          to_numpy)
+from occwm.visualization.geometry import EGO_COLOR, ERROR_NAMES, ERROR_PALETTE, TRAJ_COLOR
+from occwm.window import to_numpy
 
 Entry = Tuple[str, Sequence[int]]  # legend entry: (name, RGB uint8)
 WHITE, BLACK, BLANK = (255, 255, 255), (0, 0, 0), (242, 242, 242)

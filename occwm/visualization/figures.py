@@ -25,9 +25,9 @@ import numpy as np
 from occwm.geometry import FRAME_DT
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.visualization import canvas
-from occwm.visualization.geometry import error_codes, to_numpy
+from occwm.visualization.geometry import error_codes
 from occwm.visualization.render import OccRenderer, orbit_camera, render_occupancy
-from occwm.window import OccWindow
+from occwm.window import OccWindow, to_numpy
 
 GT_NAME, PRED_NAME, ERR_NAME = 'Ground truth', 'Forecast', 'Errors'
 

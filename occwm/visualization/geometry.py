@@ -12,6 +12,7 @@ import numpy as np
 
 from occwm.geometry import EGO_REAR, EGO_SIZE, relative_se2
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE, OccGrid
+from occwm.window import to_numpy
 
 EGO_COLOR = (60, 60, 60)  # RGB uint8
 TRAJ_COLOR = (255, 0, 0)  # the conditioning trajectory ahead of the frame
@@ -44,13 +45,6 @@ _FACES = np.array([
 _FACE_AXIS = ((0, 1), (0, -1), (1, 1), (1, -1), (2, 1), (2, -1))  # (axis, sign)
 _FACE_SHADE = np.array([0.80, 0.80, 0.65, 0.65, 1.00, 0.45])  # baked light per face
 _QUAD_TRIS = np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32)
-
-
-def to_numpy(x) -> np.ndarray:
-    """A numpy array of ``x`` (a torch tensor is detached and moved to the CPU)."""
-    if hasattr(x, 'detach'):  # torch.Tensor
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _box_quads(lo: np.ndarray, size: np.ndarray, rgb: np.ndarray, face: int, shade: bool = True
