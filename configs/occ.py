@@ -1,5 +1,9 @@
 # Trajectory-conditioned DiT forecaster over the frozen tokenizer's latents
-# (rectified flow): python tools/train.py configs/occ.py  (after configs/vae.py)
+# (rectified flow): python tools/train.py configs/occ.py  (after configs/vae.py).
+# Each future frame is the present warped into its ego pose (the warp baseline) plus the
+# change the residual decoder reads from the forecast latent; a closed change gate gives
+# the warp exactly, so training starts there. decoder='tokenizer' is the latent-only
+# path (every voxel decoded from the latent; capped by the tokenizer's reconstruction).
 _base_ = ['./_base_/default_runtime.py', './_base_/occ3d_data.py']
 
 tokenizer = dict(type='OccVAE', grid={{_base_.grid}})
@@ -8,6 +12,9 @@ model = dict(
     tokenizer=tokenizer,
     tokenizer_ckpt='work_dirs/vae',  # the tokenizer's work dir or a .pth,
     dit=dict(preset='S'),
+    decoder='residual',  # or 'tokenizer' (latent-only)
+    residual=dict(width=32, full_width=32, gate_threshold=0.5),
+    cache_latents=True,  # encode each training frame once (per flip), not on every step
     num_past={{_base_.num_past}},
     num_future={{_base_.num_future}},
 )

@@ -1,9 +1,13 @@
 """Benchmark a full 3 s forecast: encode the past frames, sample, decode the future.
 
-    python tools/benchmark_forecast.py configs/occ.py [--checkpoint CKPT] [--repeats 5]
+    python tools/benchmark_forecast.py configs/occ.py [--checkpoint CKPT] [--repeats 5] \
+        [--baseline-options model.decoder=tokenizer]
 
 Prints the median seconds of each stage and of the whole forecast, forecast frames/s
-and the peak resident memory of the process. Without a checkpoint the weights are
+and the peak resident memory of the process (measured before a baseline model is
+built). ``--baseline-options`` builds a second model from the same checkpoint with these
+config overrides (e.g. the latent-only decoder) and times both in turn in one run,
+printing the ratio. Without a checkpoint the weights are
 random (timing only: an untrained decoder keeps more voxels, so it is slower than a
 trained one). The input is one window of a synthetic scene (``--seed``).
 """
@@ -30,6 +34,8 @@ def parse_args(argv=None):
                         help='autocast dtype of the DiT and tokenizer 2D parts (GPU)')
     parser.add_argument('--seed', type=int, default=0, help='synthetic scene seed')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--baseline-options', nargs='+', action=DictAction,
+                        help='config overrides of a second model timed in turn with the first')
     return parser.parse_args(argv)
 
 
@@ -61,22 +67,34 @@ def main(argv=None):
                               enabled=args.dtype != 'float32')
 
     stages = {'encode': [], 'sample+decode': [], 'total': []}
+
+    def run(m, r):
+        gen = torch.Generator(device=args.device).manual_seed(r)
+        sync()
+        t0 = time.perf_counter()
+        m.encode(past)
+        sync()
+        t1 = time.perf_counter()
+        m.forecast(past, traj, generator=gen)
+        sync()
+        return t1 - t0, time.perf_counter() - t1
+
     with torch.no_grad(), autocast:
         model.forecast(past, traj)  # warm-up
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        base, base_total = None, []
+        if args.baseline_options:
+            base_cfg = cfg.copy()
+            base_cfg.merge_from_dict(args.baseline_options)
+            base = init_forecaster(base_cfg.model, args.checkpoint, args.device)
+            base.forecast(past, traj)  # warm-up
         for r in range(args.repeats):
-            gen = torch.Generator(device=args.device).manual_seed(r)
-            sync()
-            t0 = time.perf_counter()
-            model.encode(past)
-            sync()
-            t1 = time.perf_counter()
-            model.forecast(past, traj, generator=gen)
-            sync()
-            t2 = time.perf_counter()
-            stages['encode'].append(t1 - t0)
-            stages['total'].append(t2 - t1)
-            stages['sample+decode'].append((t2 - t1) - (t1 - t0))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            enc, total = run(model, r)
+            stages['encode'].append(enc)
+            stages['total'].append(total)
+            stages['sample+decode'].append(total - enc)
+            if base is not None:
+                base_total.append(run(base, r)[1])
     total = statistics.median(stages['total'])
     print(f'device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, '
           f'{P} past -> {F} future frames, sampler {model.sampler}, dtype {args.dtype}, '
@@ -85,6 +103,11 @@ def main(argv=None):
         print(f'  {name:14s} median {statistics.median(vals):.3f} s  '
               f'(min {min(vals):.3f}, max {max(vals):.3f}, {len(vals)} runs)')
     print(f'  forecast frames/s {args.batch * F / total:.1f}   peak RSS {peak_mb:.0f} MB')
+    if base_total:
+        b = statistics.median(base_total)
+        print(f'  baseline {args.baseline_options}: total median {b:.3f} s '
+              f'(min {min(base_total):.3f}, max {max(base_total):.3f}); '
+              f'ratio config / baseline {total / b:.2f}')
 
 
 if __name__ == '__main__':

@@ -46,6 +46,8 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, help='seed of the sampled noise (default: the '
                                                  "config's predict_seed, as tools/test.py)")
     parser.add_argument('--no-render', action='store_true', help='skip the PNG renders')
+    parser.add_argument('--out-json', help='also write the report JSON here (e.g. '
+                                           'outputs/metrics/nuscenes_seq11.json)')
     parser.add_argument('--work-dir', help='folder for the logs (default: OUT/logs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
@@ -103,6 +105,9 @@ def main(argv=None):
         return
     json_path, md_path = (os.path.join(args.out, f'metrics.{e}') for e in ('json', 'md'))
     write_report(report, json_path, md_path)
+    if args.out_json:
+        write_report(report, args.out_json)
+        print(f'report written to {os.path.abspath(args.out_json)}')
     print(f"{int(metrics['forecasts_written'])} forecasts written under "
           f'{os.path.abspath(args.out)}; report in {json_path} and {md_path}')
 

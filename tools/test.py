@@ -30,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-future', type=int,
                         help='forecast this many frames (autoregressive rollout past 6; '
                              'metrics per frame)')
+    parser.add_argument('--samples', type=int, default=1,
+                        help='forecaster: also draw K futures per window and report their '
+                             'agreement on the dynamic and static voxels (SampleAgreement)')
     parser.add_argument('--work-dir', help='folder for the evaluation logs')
     parser.add_argument('--out-json', help='write the report (and the flat metrics) as JSON')
     parser.add_argument('--out-md', help='write the report as Markdown')
@@ -58,6 +61,13 @@ def main(argv=None):
                             num_future=args.num_future)
     if forecaster:
         cfg.model.decode_present = preset['present_frame']  # I²-World's 0 s
+    if args.samples > 1:
+        if not forecaster:
+            sys.exit('error: --samples needs a forecaster config')
+        cfg.model.predict_samples = args.samples
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = list(evaluators) + [dict(type='SampleAgreement',
+                                                        grid=evaluators[0].get('grid'))]
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if 'tokenizer_ckpt' in cfg.model:

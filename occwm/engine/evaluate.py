@@ -6,6 +6,7 @@ adds ``DumpForecasts`` and ``ForecastRenderHook``) or from files on disk
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -56,8 +57,9 @@ def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
 
     Returns:
         ``(flat metrics, report)``: the report (``occwm.evaluation.report`` schema) of the
-        first metric that keeps one (``OccMetric.last_report``); ``None`` on ranks other
-        than 0.
+        first metric that keeps one (``OccMetric.last_report``), with the reports of the
+        further ones under their metric's name (``SampleAgreement`` ->
+        ``report['sample_agreement']``); ``None`` on ranks other than 0.
     """
     import occwm.compat  # noqa: F401  (spconv CPU shim, weights-only checkpoints)
     from mmengine.runner import Runner
@@ -65,8 +67,12 @@ def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
         cfg.experiment_name = f'test_{time.strftime("%Y%m%d_%H%M%S")}_{uuid.uuid4().hex[:6]}'
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    report = next((m.last_report for m in runner.test_evaluator.metrics
-                   if getattr(m, 'last_report', None) is not None), None)
+    kept = [m for m in runner.test_evaluator.metrics if getattr(m, 'last_report', None) is not None]
+    if not kept:
+        return metrics, None
+    report = dict(kept[0].last_report)
+    for m in kept[1:]:
+        report[re.sub(r'(?<!^)(?=[A-Z])', '_', type(m).__name__).lower()] = m.last_report
     return metrics, report
 
 

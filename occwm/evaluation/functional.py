@@ -12,15 +12,26 @@ windows and the rule for absent classes (``occwm.evaluation.protocols``):
 * Counts are **summed over the whole evaluation set** for each future-frame index
   before any division; IoUs are not averaged per window.
 
+Two scores of occwm's own, read off counts as well:
+
+* **dynamic mIoU**: the mIoU over the movable classes only (``occwm.grid.DYNAMIC_CLASSES``:
+  bicycle, bus, car, construction_vehicle, motorcycle, pedestrian, trailer, truck), with
+  the protocol's absent-class rule: ``miou(..., classes=DYNAMIC_CLASSES)``, from the same
+  per-class counts.
+* **changed-voxel IoU**: the geometry IoU on the voxels where the ground truth differs
+  from the ego-motion-warped present (the ``warp`` baseline), i.e. where the scene did
+  not just stay put under ego motion: ``changed_voxels`` then ``changed_counts``.
+
 Everything here works on counts: ``confusion_counts`` turns one pair of grids into
 ``OccCounts``; ``OccCounts`` add up; ``iou_from_counts`` / ``class_ious`` / ``miou``
 turn summed counts into scores in ``[0, 1]``. ``OccCounts.to_array`` packs counts
-into one small summable ``int64`` vector (what ``OccMetric`` collects across ranks).
+into one small summable ``int64`` vector (what ``OccMetric`` collects across ranks);
+``changed_counts`` gives a ``(3,) int64`` one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -84,9 +95,11 @@ class OccCounts:
         """``(C,) float64`` per-class IoU in ``[0, 1]``; see :func:`class_ious`."""
         return class_ious(self.tp, self.fp, self.fn, absent_class_iou)
 
-    def miou(self, absent_class_iou: Optional[float] = None, drop_zero_iou: bool = False) -> float:
-        """Mean IoU over semantic classes in ``[0, 1]``; see :func:`miou`."""
-        return miou(self.tp, self.fp, self.fn, absent_class_iou, drop_zero_iou)
+    def miou(self, absent_class_iou: Optional[float] = None, drop_zero_iou: bool = False,
+             classes: Optional[Sequence[int]] = None) -> float:
+        """Mean IoU over the semantic classes (or the subset ``classes``, e.g.
+        ``occwm.grid.DYNAMIC_CLASSES``) in ``[0, 1]``; see :func:`miou`."""
+        return miou(self.tp, self.fp, self.fn, absent_class_iou, drop_zero_iou, classes)
 
     def iou(self, absent_iou: Optional[float] = None) -> float:
         """Occupied-vs-free geometry IoU in ``[0, 1]``.
@@ -211,7 +224,7 @@ def class_ious(tp, fp, fn, absent_class_iou: Optional[float] = None) -> np.ndarr
 
 
 def miou(tp, fp, fn, absent_class_iou: Optional[float] = None,
-         drop_zero_iou: bool = False) -> float:
+         drop_zero_iou: bool = False, classes: Optional[Sequence[int]] = None) -> float:
     """Mean of :func:`class_ious` over the classes that are not NaN, in ``[0, 1]``.
 
     Pass only the semantic classes (0..16 for Occ3D, free excluded). Returns NaN when
@@ -223,9 +236,74 @@ def miou(tp, fp, fn, absent_class_iou: Optional[float] = None,
             ``mmdet3d/datasets/occ_metrics.py``: ``mIoU[mIoU == 0] = None`` then
             ``nanmean``; with ``absent_class_iou=None`` a class absent from the ground
             truth is dropped whether predicted (IoU 0) or not (0 / 0)).
+        classes: indices into ``tp`` / ``fp`` / ``fn`` of the classes to average (the
+            rules above apply to each of them as in the full mean), e.g.
+            ``occwm.grid.DYNAMIC_CLASSES`` for the **dynamic mIoU**; ``None``: all.
+
+    Raises:
+        ValueError: a class index outside ``0..C-1``.
     """
     ious = class_ious(tp, fp, fn, absent_class_iou)
+    if classes is not None:
+        idx = np.asarray(classes, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= ious.size):
+            raise ValueError(f'classes {tuple(classes)} outside the {ious.size} semantic classes')
+        ious = ious[idx]
     if drop_zero_iou:
         ious[ious == 0] = np.nan
     valid = ~np.isnan(ious)
     return float(ious[valid].mean()) if valid.any() else float('nan')
+
+
+def changed_voxels(gt: ArrayLike, warped: ArrayLike, mask: Optional[ArrayLike] = None) -> ArrayLike:
+    """The voxels where the ground truth differs from the ego-motion-warped present.
+
+    ``warped`` is the ``warp`` baseline (``occwm.evaluation.baselines.warp_static`` of the
+    present frame along the future trajectory): a voxel is *changed* when its label in
+    the ground truth is not the one a static world seen from the moved ego would give
+    (an object moved, appeared or left; a surface was occluded or revealed).
+
+    Args:
+        gt: ``(...)`` integer labels, e.g. ``(T_f, X, Y, Z) uint8``.
+        warped: the same shape: the warped present, same frames.
+        mask: optional ``bool`` of the same shape (the protocol's visibility mask); the
+            result is intersected with it.
+
+    Returns:
+        ``bool`` of ``gt``'s shape, a tensor when ``gt`` or ``warped`` is one (on its device).
+    """
+    if tuple(warped.shape) != tuple(gt.shape):
+        raise ValueError(f'warped present shape {tuple(warped.shape)} != gt shape {tuple(gt.shape)}')
+    if mask is not None and tuple(mask.shape) != tuple(gt.shape):
+        raise ValueError(f'mask shape {tuple(mask.shape)} != gt shape {tuple(gt.shape)}')
+    if isinstance(gt, torch.Tensor) or isinstance(warped, torch.Tensor):
+        device = gt.device if isinstance(gt, torch.Tensor) else warped.device
+        # (...) bool; mixed integer dtypes are promoted by the comparison
+        changed = torch.as_tensor(gt, device=device) != torch.as_tensor(warped, device=device)
+        return changed if mask is None else changed & torch.as_tensor(mask, device=device).bool()
+    changed = np.asarray(gt) != np.asarray(warped)
+    return changed if mask is None else changed & np.asarray(mask).astype(bool)
+
+
+def changed_counts(pred: ArrayLike, gt: ArrayLike, changed: Optional[ArrayLike],
+                   num_classes: int = 18, free_label: int = 17) -> np.ndarray:
+    """Geometry counts (occupied = label ``!= free``) of ``pred`` on the changed voxels.
+
+    The **changed-voxel IoU** (occwm's own score: IoU on voxels where the ground truth
+    differs from the ego-motion-warped present) is ``iou_from_counts(*counts)`` of these
+    counts summed over the set, per future frame. A voxel that is occupied in both the
+    ground truth and the prediction is a hit whatever the classes (as the IoU).
+
+    Args:
+        pred, gt: ``(...)`` integer labels ``0..num_classes-1`` of the same shape.
+        changed: ``bool`` of that shape, :func:`changed_voxels` (mask included); ``None``
+            when ``pred`` and ``gt`` are already the changed voxels only (e.g. ``(V_c,)``
+            gathered once for several predictions).
+        num_classes, free_label: see :func:`confusion_counts`.
+
+    Returns:
+        ``(3,) int64``: ``tp, fp, fn`` voxels (gt occupied & pred occupied, gt free & pred
+        occupied, gt occupied & pred free) among the changed voxels.
+    """
+    c = confusion_counts(pred, gt, num_classes, free_label, mask=changed)
+    return np.array([c.geo_tp, c.geo_fp, c.geo_fn], dtype=np.int64)

@@ -1,5 +1,7 @@
 """``OccMetric``: IoU / mIoU per future frame under a published protocol, as an
-mmengine metric, for the model and the baselines.
+mmengine metric, for the model and the baselines; with them occwm's dynamic mIoU (the
+mIoU over the movable classes) and changed-voxel IoU (the IoU on voxels where the
+ground truth differs from the ego-motion-warped present).
 
 ``process`` turns each window into small summable counts (one ``int64`` vector per
 method and future frame; no grids are kept), which mmengine's ``BaseMetric.collect``
@@ -20,9 +22,9 @@ from mmengine.logging import print_log
 
 from occwm.evaluation import report as rep
 from occwm.evaluation.baselines import BASELINES, baseline_forecasts
-from occwm.evaluation.functional import OccCounts, confusion_counts
+from occwm.evaluation.functional import OccCounts, changed_counts, changed_voxels, confusion_counts
 from occwm.evaluation.protocols import DEFAULT_PROTOCOL, check_mask, frame_name, get_protocol
-from occwm.grid import DEFAULT_GRID, OCC3D_CLASS_NAMES, OccGrid
+from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OCC3D_CLASS_NAMES, OccGrid
 from occwm.registry import METRICS
 from occwm.window import OccWindow
 
@@ -33,6 +35,19 @@ FROM_PROTOCOL = 'protocol'
 @METRICS.register_module()
 class OccMetric(BaseMetric):
     """IoU and mIoU (percent) of every future frame, for the model and baselines.
+
+    Beside them, two scores of occwm's own, per future frame and averaged the same way:
+
+    - **dynamic mIoU**: the mIoU over ``occwm.grid.DYNAMIC_CLASSES`` only (bicycle, bus,
+      car, construction_vehicle, motorcycle, pedestrian, trailer, truck), from the same
+      counts and with the protocol's absent-class / zero-drop rule.
+    - **changed-voxel IoU**: the geometry IoU (occupied = label != free) on the voxels
+      where the ground truth differs from the ego-motion-warped present (the ``warp``
+      baseline, ``warp_static(window.present, window.future_traj[:T_f], grid)``; when the
+      sample gives its own ``baselines``, their ``'warp'``), within the mask when there
+      is one. No warped present (``baselines=()``, a window without present frame or
+      trajectory, or sample ``baselines`` without ``'warp'``): the score is absent
+      (``None`` in the report, no flat metric); windows without one do not count in it.
 
     ``data_batch['data_samples']`` are the windows (``occwm.window.OccWindow``): the
     ground-truth future (``window.future``, its first ``T_f`` frames), the present frame
@@ -45,7 +60,8 @@ class OccMetric(BaseMetric):
     - ``gt_occ`` (optional, e.g. a tokenizer's reconstruction, or a caller without
       windows): ``(T_f, X, Y, Z) uint8`` ground truth, used instead of the window's.
     - ``baselines`` (optional): ``{name: (T_f, X, Y, Z) uint8}`` used instead of those
-      computed here.
+      computed here; its ``'warp'`` entry, if any, is the warped present of the
+      changed-voxel IoU.
     - ``mask`` (optional): ``(T_f, X, Y, Z) bool``, only true voxels count; overrides ``mask=``.
 
     With ``mask='camera'`` / ``'lidar'`` the masks are ``mask_camera`` / ``mask_lidar``
@@ -68,11 +84,13 @@ class OccMetric(BaseMetric):
             (``occwm.evaluation.baselines.BASELINES``: ``copy_last``, ``warp``); ``()``
             for none (a tokenizer).
         grid: kwargs of the ``OccGrid`` of the warp baseline (default Occ3D-nuScenes).
-        class_names: names of labels ``0..num_classes-1``, free last (Occ3D default).
+        class_names: names of labels ``0..num_classes-1``, free last (Occ3D default; the
+            dynamic mIoU takes classes ``DYNAMIC_CLASSES`` of these).
         collect_device, prefix: see ``mmengine.evaluator.BaseMetric``.
 
     ``compute_metrics`` returns mmengine's flat metrics (``report.flat_metrics``:
-    ``mIoU@1s``, ``IoU@1s``, ..., ``mIoU_avg``, ``IoU_avg``, baselines as
+    ``mIoU@1s``, ``IoU@1s``, ..., ``mIoU_avg``, ``IoU_avg``, ``dynamic_mIoU@1s``, ...,
+    ``dynamic_mIoU_avg``, ``changed_IoU@1s``, ..., ``changed_IoU_avg``, baselines as
     ``copy_last/mIoU@1s``); the full report (every frame, per class, every method) is
     kept in ``self.last_report`` (``occwm.evaluation.report`` gives its schema).
 
@@ -111,6 +129,9 @@ class OccMetric(BaseMetric):
         self.class_names = tuple(class_names)
         self.num_classes = len(self.class_names)
         self.free_label = self.num_classes - 1
+        if max(DYNAMIC_CLASSES) >= self.free_label:
+            raise ValueError(f'the dynamic mIoU needs the Occ3D classes {DYNAMIC_CLASSES}, but '
+                             f'class_names has {self.free_label} semantic classes')
         unknown = set(baselines) - set(BASELINES)
         if unknown:
             raise ValueError(f'unknown baselines {sorted(unknown)}; choose from {BASELINES}')
@@ -142,7 +163,9 @@ class OccMetric(BaseMetric):
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Append, per window, ``{'future': {method: (T_f, 3C + 3) int64},
-        'present': {method: (3C + 3,) int64}}`` (``OccCounts.to_array``)."""
+        'present': {method: (3C + 3,) int64}, 'changed': {method: (T_f, 3) int64}}``
+        (``OccCounts.to_array``; ``changed``: ``functional.changed_counts``, only when
+        there is a warped present; ``present`` only with ``present_frame``)."""
         metas = (data_batch or {}).get('data_samples') if isinstance(data_batch, dict) else None
         for i, sample in enumerate(data_samples):
             win = metas[i] if metas is not None and i < len(metas) else None
@@ -160,8 +183,10 @@ class OccMetric(BaseMetric):
                                  f'needs {max(self.avg_frames)}')
             masks, present_mask = self._masks(sample, win, T_f)
             methods = OrderedDict([(MODEL_ROW, pred)])
-            if sample.get('baselines') is not None:
+            warped = None  # (T_f, X, Y, Z) the ego-motion-warped present, if any
+            if sample.get('baselines') is not None:  # replace those computed here
                 methods.update(sample['baselines'])
+                warped = sample['baselines'].get('warp')
             elif (self.baselines and win is not None and win.future_traj is not None
                   and len(win.future_traj) >= T_f):
                 if tuple(win.present.shape) != tuple(self.grid.shape):
@@ -171,14 +196,25 @@ class OccMetric(BaseMetric):
                 base = baseline_forecasts(_as_tensor(win.present), _as_tensor(win.future_traj[:T_f]),
                                           self.grid)
                 methods.update((k, base[k]) for k in self.baselines)
-            future = OrderedDict()
+                warped = base['warp']  # computed with copy_last whatever self.baselines says
+            changed = None  # per future frame: (V_c,) flat indices of the changed voxels
+            if warped is not None:
+                changed = [torch.nonzero(c.reshape(-1)).squeeze(1)
+                           for c in changed_voxels(gt, _as_tensor(warped), masks)]
+            future, changed_future = OrderedDict(), OrderedDict()
             for name, occ in methods.items():
                 occ = _as_tensor(occ)
                 if occ.shape != gt.shape:
                     raise ValueError(f'{name}: shape {tuple(occ.shape)} != ground truth {tuple(gt.shape)}')
                 future[name] = np.stack([self._counts(occ[f], gt[f], None if masks is None
                                                       else masks[f]) for f in range(T_f)])
+                if changed is not None:
+                    changed_future[name] = np.stack([  # (T_f, 3) tp, fp, fn
+                        changed_counts(occ[f].reshape(-1)[changed[f]], gt[f].reshape(-1)[changed[f]],
+                                       None, self.num_classes, self.free_label) for f in range(T_f)])
             result = dict(future=future)
+            if changed is not None:
+                result['changed'] = changed_future
             if self.present_frame:
                 gt0 = sample.get('gt_present')
                 if gt0 is None and win is not None:
@@ -202,6 +238,7 @@ class OccMetric(BaseMetric):
                              'protocol? occworld needs scenes of 12 frames, dome 10, i2world 11)')
         future: Dict[str, np.ndarray] = OrderedDict()
         present: Dict[str, np.ndarray] = OrderedDict()
+        changed: Dict[str, np.ndarray] = OrderedDict()  # over the windows with a warped present
         for r in results:
             for name, c in r['future'].items():
                 if name in future and future[name].shape != c.shape:
@@ -210,6 +247,8 @@ class OccMetric(BaseMetric):
                 future[name] = future[name] + c if name in future else c.copy()
             for name, c in r.get('present', {}).items():
                 present[name] = present[name] + c if name in present else c.copy()
+            for name, c in r.get('changed', {}).items():
+                changed[name] = changed[name] + c if name in changed else c.copy()
         T_f = next(iter(future.values())).shape[0]
         frames = self.frame_names or tuple(frame_name(k) for k in range(1, T_f + 1))
         report = rep.build_report(
@@ -218,7 +257,8 @@ class OccMetric(BaseMetric):
             avg_frames=self.avg_frames, class_names=self.class_names[:-1],
             absent_class_iou=self.absent_class_iou, drop_zero_iou=self.drop_zero_iou,
             present=(OrderedDict((n, OccCounts.from_array(c)) for n, c in present.items())
-                     if present else None))
+                     if present else None),
+            changed=changed or None, dynamic_classes=DYNAMIC_CLASSES)
         self.last_report = report
         print_log('\n' + rep.format_text(report), logger='current')
         return dict(rep.flat_metrics(report))

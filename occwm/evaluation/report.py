@@ -10,13 +10,23 @@ The report (``build_report``; the schema is also in the README)::
     absent_class_iou    float | null   IoU of a class absent from the ground truth (null: dropped)
     drop_zero_iou       bool   classes with IoU 0 are left out of the mean (I²-World)
     classes             [str]  the 17 semantic classes
+    dynamic_classes     [str]  the classes of the dynamic mIoU (occwm.grid.DYNAMIC_CLASSES)
     miou_per_frame      [float]  the model, percent, one per future frame
     iou_per_frame       [float]
     miou_avg, iou_avg   float
     class_iou_per_frame {class: [float | null, ...]}   null: undefined (0 / 0)
-    miou_present, iou_present, class_iou_present   the present frame ("0 s"), when reported
+    dynamic_miou_per_frame  [float]  mIoU over dynamic_classes only (same absent-class rule)
+    dynamic_miou_avg        float
+    changed_iou_per_frame   [float] | null   IoU on the voxels where the ground truth
+                            differs from the ego-motion-warped present; null: no warped
+                            present (no warp baseline, or windows without trajectory)
+    changed_iou_avg         float | null
+    miou_present, iou_present, class_iou_present, dynamic_miou_present
+                        the present frame ("0 s"), when reported
     baselines           {name: {miou_per_frame, iou_per_frame, miou_avg, iou_avg,
-                                class_iou_per_frame[, *_present]}}
+                                class_iou_per_frame, dynamic_miou_per_frame,
+                                dynamic_miou_avg, changed_iou_per_frame,
+                                changed_iou_avg[, *_present]}}
 
 All IoUs are percentages. NaN (nothing to score) is written as null.
 """
@@ -30,8 +40,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from occwm.evaluation.functional import OccCounts, iou_from_counts
+from occwm.grid import DYNAMIC_CLASSES
 
 MODEL_ROW = 'model'
+# (report key, table title) of the summary tables, in order; the keys are
+# '<key>_per_frame', '<key>_avg' (and '<key>_present') of every method.
+SUMMARIES = (('miou', 'mIoU (%)'), ('iou', 'IoU (%)'), ('dynamic_miou', 'dynamic mIoU (%)'),
+             ('changed_iou', 'changed-voxel IoU (%)'))
 
 
 def _num(v: float) -> Optional[float]:
@@ -41,20 +56,31 @@ def _num(v: float) -> Optional[float]:
 
 def method_scores(per_frame: Sequence[OccCounts], avg_frames: Sequence[int],
                   class_names: Sequence[str], absent_class_iou: Optional[float] = None,
-                  drop_zero_iou: bool = False, present: Optional[OccCounts] = None) -> dict:
+                  drop_zero_iou: bool = False, present: Optional[OccCounts] = None,
+                  changed: Optional[np.ndarray] = None,
+                  dynamic_classes: Sequence[int] = DYNAMIC_CLASSES) -> dict:
     """Scores of one method from its counts summed over the set.
 
     Args:
         per_frame: one ``OccCounts`` per future frame (summed over all windows).
-        avg_frames: 1-based frames averaged into ``miou_avg`` / ``iou_avg``.
+        avg_frames: 1-based frames averaged into ``miou_avg`` / ``iou_avg`` (and the
+            dynamic mIoU and changed-voxel IoU).
         class_names: the ``C`` semantic class names (free excluded).
         absent_class_iou, drop_zero_iou: the protocol's rule (``functional.miou``);
             ``absent_class_iou`` also scores an all-free geometry ground truth.
         present: counts of the present frame (reported as ``*_present``), or ``None``.
+        changed: ``(T_f, 3) int64`` geometry ``tp, fp, fn`` on the changed voxels,
+            summed over the set (``functional.changed_counts``), or ``None``: no
+            changed-voxel IoU (``changed_iou_*`` are ``None``). Its IoU is plain
+            ``tp / (tp + fp + fn)``, NaN for an empty union (no protocol rule: the
+            score is occwm's own).
+        dynamic_classes: indices (into ``class_names``) of the dynamic mIoU's classes.
 
     Returns:
-        ``{miou_per_frame, iou_per_frame, miou_avg, iou_avg, class_iou_per_frame
-        [, miou_present, iou_present, class_iou_present]}``, percentages (NaN kept here).
+        ``{miou_per_frame, iou_per_frame, miou_avg, iou_avg, class_iou_per_frame,
+        dynamic_miou_per_frame, dynamic_miou_avg, changed_iou_per_frame, changed_iou_avg
+        [, miou_present, iou_present, class_iou_present, dynamic_miou_present]}``,
+        percentages (NaN kept here).
     """
     def scores(c: OccCounts):
         # I²-World shows the raw TP / (TP + FP + FN) per class (0 for a class predicted
@@ -62,21 +88,32 @@ def method_scores(per_frame: Sequence[OccCounts], avg_frames: Sequence[int],
         cls = (np.atleast_1d(iou_from_counts(c.tp, c.fp, c.fn)) if drop_zero_iou
                else c.class_ious(absent_class_iou))
         return (100.0 * c.miou(absent_class_iou, drop_zero_iou), 100.0 * c.iou(absent_class_iou),
-                100.0 * cls)
+                100.0 * cls, 100.0 * c.miou(absent_class_iou, drop_zero_iou, dynamic_classes))
+
+    def avg(values: List[float]) -> float:
+        return float(np.mean([values[f - 1] for f in avg_frames]))
 
     per = [scores(c) for c in per_frame]
     if any(f < 1 or f > len(per) for f in avg_frames):
         raise ValueError(f'avg_frames {tuple(avg_frames)} outside the {len(per)} future frames')
+    if changed is not None and np.shape(changed) != (len(per), 3):
+        raise ValueError(f'changed counts of shape {np.shape(changed)}, expected ({len(per)}, 3)')
     out = OrderedDict(
         miou_per_frame=[p[0] for p in per], iou_per_frame=[p[1] for p in per],
-        miou_avg=float(np.mean([per[f - 1][0] for f in avg_frames])),
-        iou_avg=float(np.mean([per[f - 1][1] for f in avg_frames])),
+        miou_avg=avg([p[0] for p in per]), iou_avg=avg([p[1] for p in per]),
         class_iou_per_frame=OrderedDict((name, [float(p[2][k]) for p in per])
-                                        for k, name in enumerate(class_names)))
+                                        for k, name in enumerate(class_names)),
+        dynamic_miou_per_frame=[p[3] for p in per], dynamic_miou_avg=avg([p[3] for p in per]),
+        changed_iou_per_frame=None, changed_iou_avg=None)
+    if changed is not None:
+        changed = np.asarray(changed, dtype=np.int64)  # (T_f, 3) tp, fp, fn
+        ious = [100.0 * iou_from_counts(*c) for c in changed]
+        out.update(changed_iou_per_frame=ious, changed_iou_avg=avg(ious))
     if present is not None:
-        m, i, cls = scores(present)
+        m, i, cls, dyn = scores(present)
         out.update(miou_present=m, iou_present=i,
-                   class_iou_present=OrderedDict((n, float(cls[k])) for k, n in enumerate(class_names)))
+                   class_iou_present=OrderedDict((n, float(cls[k])) for k, n in enumerate(class_names)),
+                   dynamic_miou_present=dyn)
     return out
 
 
@@ -84,13 +121,19 @@ def build_report(totals: Dict[str, List[OccCounts]], num_windows: int, protocol:
                  mask: Optional[str], frames: Sequence[str], avg_frames: Sequence[int],
                  class_names: Sequence[str], absent_class_iou: Optional[float] = None,
                  drop_zero_iou: bool = False,
-                 present: Optional[Dict[str, OccCounts]] = None) -> dict:
+                 present: Optional[Dict[str, OccCounts]] = None,
+                 changed: Optional[Dict[str, np.ndarray]] = None,
+                 dynamic_classes: Sequence[int] = DYNAMIC_CLASSES) -> dict:
     """The report dict of the module docstring.
 
     Args:
         totals: ``{method: [OccCounts per future frame]}``; ``'model'`` first, then
             the baselines.
         present: ``{method: OccCounts}`` of the present frame, or ``None``.
+        changed: ``{method: (T_f, 3) int64}`` geometry ``tp, fp, fn`` on the changed
+            voxels summed over the set (see :func:`method_scores`); ``None`` or a
+            missing method: no changed-voxel IoU.
+        dynamic_classes: indices into ``class_names`` of the dynamic mIoU's classes.
     """
     if len(frames) != len(next(iter(totals.values()))):
         raise ValueError(f'{len(frames)} frame names for '
@@ -98,11 +141,13 @@ def build_report(totals: Dict[str, List[OccCounts]], num_windows: int, protocol:
     report = OrderedDict(protocol=protocol, mask=mask or 'none', num_windows=int(num_windows),
                          frames=list(frames), avg_frames=[int(f) for f in avg_frames],
                          absent_class_iou=absent_class_iou, drop_zero_iou=bool(drop_zero_iou),
-                         classes=list(class_names))
+                         classes=list(class_names),
+                         dynamic_classes=[class_names[k] for k in dynamic_classes])
     baselines = OrderedDict()
     for name, per_frame in totals.items():
         s = method_scores(per_frame, avg_frames, class_names, absent_class_iou, drop_zero_iou,
-                          None if present is None else present.get(name))
+                          None if present is None else present.get(name),
+                          None if changed is None else changed.get(name), dynamic_classes)
         if name == MODEL_ROW:
             report.update(s)
         else:
@@ -121,9 +166,12 @@ def methods_of(report: dict) -> Dict[str, dict]:
 
 
 def flat_metrics(report: dict) -> Dict[str, float]:
-    """mmengine's flat scalar metrics: ``mIoU@1s``, ``IoU@1s``, ... at the averaged frames,
-    ``mIoU_avg``, ``IoU_avg`` (and ``mIoU@0s`` / ``IoU@0s`` for the present frame), the
-    baselines as ``copy_last/mIoU@1s`` etc.; percentages."""
+    """mmengine's flat scalar metrics, percentages: ``mIoU@1s``, ``IoU@1s``, ... at the
+    averaged frames, ``mIoU_avg``, ``IoU_avg`` (and ``mIoU@0s`` / ``IoU@0s`` for the
+    present frame), then ``dynamic_mIoU@1s``, ..., ``dynamic_mIoU_avg`` (and
+    ``dynamic_mIoU@0s``) and, when there is a warped present, ``changed_IoU@1s``, ...,
+    ``changed_IoU_avg``; the baselines as ``copy_last/mIoU@1s`` etc. The model's
+    ``mIoU`` comes first (mmengine's ``save_best='auto'`` takes the first key)."""
     out = OrderedDict()
     for name, s in methods_of(report).items():
         key = '' if name == MODEL_ROW else f'{name}/'
@@ -133,6 +181,14 @@ def flat_metrics(report: dict) -> Dict[str, float]:
             out[f'{key}mIoU@{report["frames"][f - 1]}'] = s['miou_per_frame'][f - 1]
             out[f'{key}IoU@{report["frames"][f - 1]}'] = s['iou_per_frame'][f - 1]
         out[f'{key}mIoU_avg'], out[f'{key}IoU_avg'] = s['miou_avg'], s['iou_avg']
+        for src, dst in (('dynamic_miou', 'dynamic_mIoU'), ('changed_iou', 'changed_IoU')):
+            if s.get(f'{src}_per_frame') is None:  # not computed (or a report from before)
+                continue
+            if f'{src}_present' in s:
+                out[f'{key}{dst}@0s'] = s[f'{src}_present']
+            for f in report['avg_frames']:
+                out[f'{key}{dst}@{report["frames"][f - 1]}'] = s[f'{src}_per_frame'][f - 1]
+            out[f'{key}{dst}_avg'] = s[f'{src}_avg']
     return out
 
 
@@ -141,12 +197,21 @@ def _fmt(v) -> str:
 
 
 def summary_rows(report: dict, key: str) -> List[List[str]]:
-    """Rows ``[method, (present,) per frame..., avg]`` of ``key`` ('miou' or 'iou')."""
-    rows = []
+    """Rows ``[method, (present,) per frame..., avg]`` of ``key`` (``'miou'``, ``'iou'``,
+    ``'dynamic_miou'`` or ``'changed_iou'``, see ``SUMMARIES``); ``-`` where a method has
+    no such score (e.g. no changed-voxel IoU, or no present frame for it)."""
+    rows, present = [], 'miou_present' in report
     for name, s in methods_of(report).items():
-        row = [name] + ([_fmt(s[f'{key}_present'])] if f'{key}_present' in s else [])
-        rows.append(row + [_fmt(v) for v in s[f'{key}_per_frame']] + [_fmt(s[f'{key}_avg'])])
+        row = [name] + ([_fmt(s.get(f'{key}_present'))] if present else [])
+        per_frame = s.get(f'{key}_per_frame') or [None] * len(report['frames'])
+        rows.append(row + [_fmt(v) for v in per_frame] + [_fmt(s.get(f'{key}_avg'))])
     return rows
+
+
+def _summaries(report: dict) -> List[tuple]:
+    """``(key, title)`` of the summary tables that some method of ``report`` has."""
+    return [(key, title) for key, title in SUMMARIES
+            if any(s.get(f'{key}_per_frame') is not None for s in methods_of(report).values())]
 
 
 def _header(report: dict, first: str) -> List[str]:
@@ -171,12 +236,23 @@ def _title(report: dict) -> str:
             f"{report['num_windows']} windows, {rule}")
 
 
+def _notes(report: dict, key: str) -> str:
+    """What a summary table of occwm's own scores measures ('' for mIoU / IoU)."""
+    if key == 'dynamic_miou':
+        return 'mIoU over the dynamic classes: ' + ', '.join(report.get('dynamic_classes', []))
+    if key == 'changed_iou':
+        return 'IoU on the voxels where the ground truth differs from the ego-motion-warped present'
+    return ''
+
+
 def format_text(report: dict) -> str:
-    """Terminal tables: mIoU and IoU per future frame for every method, then the
-    model's per-class IoU per frame."""
-    text = [_title(report),
-            _table(_header(report, 'mIoU (%)'), summary_rows(report, 'miou')),
-            _table(_header(report, 'IoU (%)'), summary_rows(report, 'iou'))]
+    """Terminal tables: mIoU, IoU, dynamic mIoU and changed-voxel IoU per future frame
+    for every method (a table only when some method has the score), then the model's
+    per-class IoU per frame."""
+    text = [_title(report)]
+    for key, title in _summaries(report):
+        note = _notes(report, key)
+        text += ([note] if note else []) + [_table(_header(report, title), summary_rows(report, key))]
     if 'class_iou_per_frame' in report:
         text.append(_table(_header(report, 'class IoU (model)')[:-1], _class_rows(report, report)))
     return '\n'.join(text)
@@ -185,8 +261,10 @@ def format_text(report: dict) -> str:
 def format_markdown(report: dict) -> str:
     """The same tables in Markdown, with per-class tables for every method."""
     lines = ['# Occupancy forecasting evaluation', '', _title(report) + '.', '']
-    for key, title in (('miou', 'mIoU (%)'), ('iou', 'IoU (%)')):
-        lines += [f'## {title}', '', _md(_header(report, 'method'), summary_rows(report, key)), '']
+    for key, title in _summaries(report):
+        note = _notes(report, key)
+        lines += [f'## {title}', ''] + ([note + '.', ''] if note else [])
+        lines += [_md(_header(report, 'method'), summary_rows(report, key)), '']
     for name, s in methods_of(report).items():
         lines += [f'## Per-class IoU (%): {name}', '',
                   _md(_header(report, 'class')[:-1], _class_rows(report, s)), '']

@@ -10,6 +10,14 @@ present latent warped into its own ego frame (``warp_bev`` with the pose ``traj[
 and the mask of where that warp has data, as extra DiT input channels. Static scene
 then needs no learning to follow the trajectory; the DiT learns the residual (moving
 agents, newly seen space).
+
+Decoding (``decoder``): ``'residual'`` (default) builds each future frame on the present
+occupancy warped into that frame at full resolution (the ``warp`` baseline) and lets
+``occwm.models.residual.ResidualDecoder`` change only the BEV columns it gates open,
+reading the forecast latent beside the warped present latent; a closed gate gives the
+warp baseline voxel for voxel. ``'tokenizer'`` decodes the latents from scratch with the
+tokenizer's decoder (the earlier latent-only path, capped by the tokenizer's
+reconstruction).
 """
 from __future__ import annotations
 
@@ -25,10 +33,12 @@ from occwm.geometry import relative_se2
 from occwm.grid import DEFAULT_GRID
 from occwm.models.dit import OccDiT
 from occwm.models.flow import interpolate, sample, sample_time, velocity_target
+from occwm.models.residual import ResidualDecoder
 from occwm.registry import MODELS
-from occwm.warp import warp_bev
+from occwm.warp import warp_bev, warp_planar
 from occwm.window import OccWindow
 
+SAMPLE_STRIDE = 1_000_003  # seed offset between the samples of one window (predict_samples)
 TOKENIZER_MISSING = ('tokenizer checkpoint {} not found: train the tokenizer first with  '
                      'python tools/train.py configs/vae.py  (or set model.tokenizer_ckpt)')
 
@@ -106,6 +116,22 @@ class OccForecaster(BaseModel):
         prior_noise: ``sigma`` of the Gaussian added to the warped source.
         decode_present: in ``mode='predict'``, also return the tokenizer's
             reconstruction of the present frame (``pred_present``; I²-World's "0 s").
+        decoder: ``'residual'`` (warped present + ``ResidualDecoder``) or
+            ``'tokenizer'`` (latent-only; see the module docstring).
+        residual: keyword arguments of ``ResidualDecoder`` (``width``, ``gate_threshold``,
+            ...); the grid and latent sizes come from the tokenizer.
+        true_latent_prob: in training, the residual decoder reads the true future latent
+            with this probability, else the DiT's one-step estimate ``x_t + (1 - t) v``
+            (detached), so it learns how far to trust a forecast latent.
+        loss_weights: ``{'loss_flow', 'loss_gate', 'loss_column'}`` multipliers.
+        cache_latents: keep the frozen tokenizer's latent of every training frame (per
+            frame token and flip / quarter-turn augmentation; windows with a continuous
+            yaw augmentation are not cached) in memory, so a frame is encoded once, not
+            on every step that sees it.
+        predict_samples: ``K``; with ``K > 1``, ``mode='predict'`` also returns
+            ``pred_samples`` ``(K, T_f, X, Y, Z)``: ``K`` futures of the same past drawn
+            with different noise (the first one is ``pred_occ``), for
+            ``occwm.evaluation.SampleAgreement``.
         data_preprocessor: mmengine data preprocessor config (default: move to device).
     """
 
@@ -116,6 +142,9 @@ class OccForecaster(BaseModel):
                  predict_seed: int = 0, warp_context: bool = True,
                  xy_range: Optional[Sequence[float]] = None, prior: str = 'warp',
                  prior_noise: float = 0.5, decode_present: bool = False,
+                 decoder: str = 'residual', residual: Optional[dict] = None,
+                 true_latent_prob: float = 0.5, loss_weights: Optional[dict] = None,
+                 cache_latents: bool = True, predict_samples: int = 1,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
@@ -156,6 +185,25 @@ class OccForecaster(BaseModel):
         self.sampler.update(sampler or {})
         self.predict_seed = predict_seed
         self.decode_present = decode_present
+        if decoder not in ('residual', 'tokenizer'):
+            raise ValueError(f"decoder must be 'residual' or 'tokenizer', got {decoder!r}")
+        self.decoder = decoder
+        self.grid = getattr(self.tokenizer, 'grid', DEFAULT_GRID)
+        self.residual = None
+        if decoder == 'residual':
+            latent_shape = getattr(self.tokenizer, 'latent_shape', None)
+            if latent_shape is None:
+                raise ValueError("decoder='residual' needs a tokenizer with latent_shape")
+            self.residual = ResidualDecoder(c_in, self.grid.num_classes, tuple(self.grid.shape),
+                                            tuple(latent_shape), **(residual or {}))
+        self.true_latent_prob = float(true_latent_prob)
+        self.loss_weights = dict(loss_flow=1.0, loss_gate=1.0, loss_column=1.0)
+        self.loss_weights.update(loss_weights or {})
+        self.cache_latents = cache_latents
+        if predict_samples < 1:
+            raise ValueError(f'predict_samples must be >= 1, got {predict_samples}')
+        self.predict_samples = int(predict_samples)
+        self._latents: Dict[tuple, torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> 'OccForecaster':
         """Set the DiT's mode; the frozen tokenizer always stays in eval mode."""
@@ -174,6 +222,33 @@ class OccForecaster(BaseModel):
         B, T = occ.shape[:2]
         mu, _ = self.tokenizer.encode(occ.flatten(0, 1))  # (B * T, C, H, W)
         return (mu.float() * self.latent_scale).unflatten(0, (B, T))  # (B, T, C, H, W)
+
+    @torch.no_grad()
+    def encode_cached(self, occ: torch.Tensor, keys: Optional[Sequence[Optional[tuple]]]) -> torch.Tensor:
+        """:meth:`encode` through the in-memory latent cache (``cache_latents``).
+
+        Args:
+            occ: ``(B, T, X, Y, Z) uint8``.
+            keys: per frame in ``B * T`` order, a hashable key of its content (frame
+                token plus augmentation) or ``None`` (not cacheable); ``None`` for all.
+
+        Returns:
+            ``(B, T, C, H, W) float32``, the same as :meth:`encode`.
+        """
+        if not self.cache_latents or keys is None:
+            return self.encode(occ)
+        B, T = occ.shape[:2]
+        flat = occ.flatten(0, 1)  # (B * T, X, Y, Z)
+        missing = [i for i, k in enumerate(keys) if k is None or k not in self._latents]
+        new = {}
+        if missing:
+            mu = self.encode(flat[missing][:, None])[:, 0]  # (M, C, H, W)
+            for i, m in zip(missing, mu):
+                new[i] = m
+                if keys[i] is not None:
+                    self._latents[keys[i]] = m.cpu()
+        out = [new[i] if i in new else self._latents[keys[i]].to(occ.device) for i in range(B * T)]
+        return torch.stack(out).unflatten(0, (B, T))  # (B, T, C, H, W)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -220,26 +295,60 @@ class OccForecaster(BaseModel):
         warped, _ = warp_bev(present, traj_fut, self.xy_range)  # (B, T_f, C, H, W)
         return warped + self.prior_noise * noise
 
-    def loss(self, occ: torch.Tensor, traj: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Flow-matching loss on the future frames (``occwm/models/flow.py``).
+    def warp_present(self, present: torch.Tensor, traj_fut: torch.Tensor):
+        """The present occupancy warped into each future ego frame: exactly the ``warp``
+        baseline (``occwm.warp.warp_planar``, nearest voxel, free outside).
+
+        Args:
+            present: ``(B, X, Y, Z) uint8``.
+            traj_fut: ``(B, T_f, 3)`` future ego poses (x m, y m, yaw rad), present frame.
+
+        Returns:
+            ``(B, T_f, X, Y, Z) uint8`` and ``valid (B, T_f, X, Y) bool``.
+        """
+        return warp_planar(present, traj_fut, self.grid, fill=self.grid.free_label)
+
+    def _residual_inputs(self, present_occ: torch.Tensor, present_lat: torch.Tensor,
+                         z: torch.Tensor, traj_fut: torch.Tensor):
+        """Flattened ``(B * T_f, ...)`` arguments of ``ResidualDecoder``."""
+        warped, valid = self.warp_present(present_occ, traj_fut)  # (B, T_f, X, Y, Z), (B, T_f, X, Y)
+        w, w_valid = warp_bev(present_lat, traj_fut, self.xy_range)  # (B, T_f, C, H, W), (B, T_f, 1, H, W)
+        return (warped.flatten(0, 1), valid.flatten(0, 1), z.flatten(0, 1).float(),
+                w.flatten(0, 1), w_valid.flatten(0, 1))
+
+    def loss(self, occ: torch.Tensor, traj: torch.Tensor,
+             keys: Optional[Sequence[Optional[tuple]]] = None) -> Dict[str, torch.Tensor]:
+        """Flow-matching loss on the future frames (``occwm/models/flow.py``) and, with
+        ``decoder='residual'``, the residual decoder's losses.
 
         Args:
             occ: ``(B, T, X, Y, Z) uint8`` past and future occupancy.
             traj: ``(B, T, 3) float32`` ego pose per frame (x m, y m, yaw rad), present frame.
+            keys: latent cache keys, one per frame in ``B * T`` order (:meth:`encode_cached`).
         """
         P = self.num_past
-        x_data = self.encode(occ)  # (B, T, C, H, W)
+        x_data = self.encode_cached(occ, keys)  # (B, T, C, H, W)
         B, device = x_data.shape[0], x_data.device
         future = x_data[:, P:]  # (B, T_f, C, H, W)
         noise = torch.randn_like(future)  # (B, T_f, C, H, W)
         t = sample_time(B, dist=self.time_dist, device=device)  # (B,)
         traj = traj.float().to(device)
         x0 = self.source(x_data[:, P - 1], traj[:, P:], noise)  # (B, T_f, C, H, W)
-        x_in = torch.cat([x_data[:, :P], interpolate(future, x0, t)], dim=1)  # (B, T, C, H, W)
+        x_t = interpolate(future, x0, t)  # (B, T_f, C, H, W)
+        x_in = torch.cat([x_data[:, :P], x_t], dim=1)  # (B, T, C, H, W)
         keep = torch.rand(B, device=device) >= self.traj_drop_prob  # (B,)
         cond = self.warped_context(x_data[:, P - 1], traj, keep) if self.warp_context else None
         v = self.dit(x_in, t, traj, keep, self.is_future.to(device), cond)  # (B, T, C, H, W)
-        return {'loss_flow': F.mse_loss(v[:, P:], velocity_target(future, x0))}
+        w = self.loss_weights
+        losses = {'loss_flow': w['loss_flow'] * F.mse_loss(v[:, P:], velocity_target(future, x0))}
+        if self.residual is not None:
+            x1_hat = (x_t + (1 - t)[:, None, None, None, None] * v[:, P:]).detach()  # (B, T_f, C, H, W)
+            use_true = (torch.rand(B, device=device) < self.true_latent_prob)[:, None, None, None, None]
+            z = torch.where(use_true, future, x1_hat)  # (B, T_f, C, H, W)
+            args = self._residual_inputs(occ[:, P - 1], x_data[:, P - 1], z, traj[:, P:])
+            res = self.residual.loss(*args, target=occ[:, P:].flatten(0, 1))
+            losses.update((k, w[k] * v_) for k, v_ in res.items())
+        return losses
 
     @torch.no_grad()
     def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: Optional[int] = None,
@@ -293,7 +402,10 @@ class OccForecaster(BaseModel):
                    steps=steps or self.sampler['steps'],
                    method=method or self.sampler['method'],
                    cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
-        return self.decode(z)  # (B, T_f, X, Y, Z)
+        if self.residual is None:
+            return self.decode(z)  # (B, T_f, X, Y, Z)
+        args = self._residual_inputs(past_occ[:, -1].to(device), context[:, -1], z, traj[:, P:])
+        return self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
 
     @torch.no_grad()
     def rollout(self, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,
@@ -326,10 +438,12 @@ class OccForecaster(BaseModel):
                 in ``'predict'`` / ``'tensor'`` mode each window's ``seed`` (plus
                 ``predict_seed``) seeds its noise, so a window gets the same forecast in
                 any batch or on any rank. Without them all windows use ``predict_seed``.
-            mode: ``'loss'`` -> ``{'loss_flow'}``; ``'predict'`` -> a list of ``B`` dicts
+            mode: ``'loss'`` -> ``{'loss_flow'}`` (+ ``loss_gate``, ``loss_column`` with the
+                residual decoder); ``'predict'`` -> a list of ``B`` dicts
                 ``{'pred_occ': (T_f, X, Y, Z) uint8}`` on the CPU, plus ``pred_present``
                 ``(X, Y, Z)`` (the tokenizer's reconstruction of the present frame) with
-                ``decode_present``; ``'tensor'`` -> ``(B, T_f, X, Y, Z)`` forecast.
+                ``decode_present`` and ``pred_samples`` ``(K, T_f, X, Y, Z) uint8`` with
+                ``predict_samples`` ``K > 1``; ``'tensor'`` -> ``(B, T_f, X, Y, Z)`` forecast.
                 Scoring (ground truth, baselines, protocols) is the metric's job
                 (``occwm.evaluation.OccMetric``).
 
@@ -341,7 +455,7 @@ class OccForecaster(BaseModel):
         occ = torch.stack(list(occ)) if isinstance(occ, (list, tuple)) else occ  # (B, T, X, Y, Z)
         traj = torch.stack(list(traj)) if isinstance(traj, (list, tuple)) else traj  # (B, T, 3)
         if mode == 'loss':
-            return self.loss(occ, traj)
+            return self.loss(occ, traj, _cache_keys(data_samples, occ.shape[1]))
         if mode not in ('predict', 'tensor'):
             raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
         P = self.num_past
@@ -350,13 +464,19 @@ class OccForecaster(BaseModel):
                 raise ValueError(f'window {w.scene_name}/{w.present_token} has {w.num_past} past '
                                  f'frames, the model {P}: pack it with PackOccInputs(num_past={P})')
         seeds = [w.seed for w in data_samples] if data_samples else [0] * occ.shape[0]
-        generators = [torch.Generator(device=occ.device).manual_seed(self.predict_seed + int(s))
-                      for s in seeds]
-        pred = self.rollout(occ[:, :P], traj, occ.shape[1] - P,
-                            generator=generators)  # (B, T_f, X, Y, Z)
+        samples = []
+        for k in range(self.predict_samples if mode == 'predict' else 1):  # seed + k * SAMPLE_STRIDE
+            generators = [torch.Generator(device=occ.device).manual_seed(
+                self.predict_seed + int(s) + k * SAMPLE_STRIDE) for s in seeds]
+            samples.append(self.rollout(occ[:, :P], traj, occ.shape[1] - P,
+                                        generator=generators))  # (B, T_f, X, Y, Z)
+        pred = samples[0]
         if mode == 'tensor':
             return pred
         out = [dict(pred_occ=p.to(torch.uint8).cpu()) for p in pred]
+        if self.predict_samples > 1:
+            for b, d in enumerate(out):
+                d['pred_samples'] = torch.stack([s_[b] for s_ in samples]).to(torch.uint8).cpu()
         if self.decode_present:
             recon = self.decode(self.encode(occ[:, P - 1:P]))[:, 0]  # (B, X, Y, Z)
             for d, r in zip(out, recon):
@@ -425,3 +545,19 @@ def _noise(shape, generator, device) -> torch.Tensor:
                             for g in generator]).to(device)
     noise_device = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=noise_device).to(device)
+
+
+def _cache_keys(windows: Optional[Sequence[OccWindow]], num_frames: int) -> Optional[List[Optional[tuple]]]:
+    """Latent cache keys of the ``B * T`` frames of ``windows`` (``OccForecaster.encode_cached``):
+    ``(scene, token, flip_x, flip_y, rot90)``, or ``None`` for a frame whose content the token does
+    not pin down (a continuous yaw augmentation, a padded past, no tokens)."""
+    if not windows:
+        return None
+    keys: List[Optional[tuple]] = []
+    for w in windows:
+        aug = w.aug or {}
+        tokens = list(w.tokens) if w.tokens is not None else []
+        ok = len(tokens) == num_frames and not aug.get('yaw') and len(set(tokens)) == len(tokens)
+        a = (bool(aug.get('flip_x')), bool(aug.get('flip_y')), int(aug.get('rot90') or 0))
+        keys += [(w.scene_name, str(tok)) + a if ok else None for tok in (tokens if ok else range(num_frames))]
+    return keys

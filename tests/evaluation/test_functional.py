@@ -1,14 +1,16 @@
 """Metric tests with hand-computed expected values (the counting shared by the protocols;
 protocol-specific rules are in tests/test_protocols.py).
 
-Labels: 0 others, 3 bus, 4 car, 11 driveable_surface, 16 vegetation, 17 free.
+Labels: 0 others, 3 bus, 4 car, 7 pedestrian, 10 truck, 11 driveable_surface,
+16 vegetation, 17 free.
 """
 import numpy as np
 import pytest
 import torch
 
 from occwm.evaluation import OccMetric, class_ious, confusion_counts, iou_from_counts, miou
-from occwm.evaluation.functional import OccCounts
+from occwm.evaluation.functional import OccCounts, changed_counts, changed_voxels
+from occwm.grid import DYNAMIC_CLASSES
 from occwm.registry import METRICS
 
 F = 17  # free
@@ -152,11 +154,18 @@ def test_metric_frames_are_one_based_and_baselines_get_rows():
     assert report['class_iou_per_frame']['car'] == pytest.approx([0, 100, 0, 0, 0, 0])
     assert report['baselines']['copy_last']['iou_per_frame'] == pytest.approx([50.0] * 6)
     assert out['copy_last/IoU_avg'] == pytest.approx(50.0)
-    assert len(out) == 2 * 8
+    # dynamic mIoU: the car and 7 absent dynamic classes (1 each); copy_last's car is 1/2
+    assert out['dynamic_mIoU@1s'] == 100.0 and out['dynamic_mIoU@2s'] == pytest.approx(100 * 7 / 8)
+    assert out['copy_last/dynamic_mIoU_avg'] == pytest.approx(100 * 7.5 / 8)
+    assert report['dynamic_miou_per_frame'] == pytest.approx([87.5, 100, 87.5, 87.5, 87.5, 87.5])
+    # no warp given and no window: no changed-voxel IoU
+    assert report['changed_iou_per_frame'] is None and 'changed_IoU_avg' not in out
+    assert len(out) == 2 * 12  # (mIoU, IoU, dynamic mIoU) x (1s, 2s, 3s, avg) x 2 methods
     from occwm.evaluation.report import format_markdown, format_text
     table = format_text(report)
     assert '| model ' in table and '| copy_last ' in table and 'avg(1s,2s,3s)' in table
     assert '| car ' in table and '## Per-class IoU (%): copy_last' in format_markdown(report)
+    assert 'dynamic mIoU (%)' in table and 'changed-voxel IoU' not in table
 
 
 def test_metric_absent_class_option_and_mask_and_prefix():
@@ -192,3 +201,51 @@ def test_counts_add():
     a = confusion_counts(PRED_2x2, GT_2x2)
     s = sum([a, a], OccCounts.zeros())
     assert s.tp[4] == 2 and s.geo_fp == 2 and s.iou() == pytest.approx(a.iou())
+
+
+# ----------------------------------------------------------------------------- dynamic mIoU
+def test_miou_over_the_dynamic_classes_keeps_the_absent_class_rule():
+    # gt = [car, car, free, road, free], pred = [car, free, car, road, bus]
+    c = confusion_counts(grid(4, F, 4, 11, 3), grid(4, 4, F, 11, F))
+    # car 1/3; bus absent from the gt but predicted; road is static: never in the mean
+    assert c.miou(classes=DYNAMIC_CLASSES) == pytest.approx(1 / 3)  # absent: left out
+    # OccWorld: the 7 absent dynamic classes (bus predicted or not) score 1
+    assert c.miou(1.0, classes=DYNAMIC_CLASSES) == pytest.approx((1 / 3 + 7) / 8)
+    assert miou(c.tp, c.fp, c.fn, 1.0, False, DYNAMIC_CLASSES) == c.miou(1.0, classes=DYNAMIC_CLASSES)
+    # I²-World: absent and zero classes dropped; the car alone
+    assert c.miou(None, True, DYNAMIC_CLASSES) == pytest.approx(1 / 3)
+    # a car never right: IoU 0, dropped by I²-World -> nothing left (NaN), 0 otherwise
+    wrong = confusion_counts(grid(F, 11), grid(4, 11))
+    assert np.isnan(wrong.miou(None, True, DYNAMIC_CLASSES))
+    assert wrong.miou(None, False, DYNAMIC_CLASSES) == 0.0
+    assert wrong.miou(None, True) == 1.0  # the full mean keeps the road
+    with pytest.raises(ValueError, match='outside'):
+        c.miou(classes=(17,))
+
+
+# ----------------------------------------------------------------------------- changed voxels
+def test_changed_voxels_and_counts_by_hand():
+    # voxel: 0 car arrived, 1 car left, 2 road kept, 3 free kept, 4 car kept, 5 truck arrived
+    gt = grid(4, F, 11, F, 4, 10)
+    warped = grid(F, 4, 11, F, 4, 11)
+    pred = grid(4, 4, 11, 11, F, 4)
+    changed = changed_voxels(gt, warped)
+    assert changed.dtype == bool and changed.ravel().tolist() == [1, 1, 0, 0, 0, 1]
+    # 0: occupied both -> tp; 1: gt free, pred car -> fp; 5: truck vs car is still a hit
+    # (geometry); 3 (fp) and 4 (fn) are not changed voxels and do not count
+    counts = changed_counts(pred, gt, changed)
+    assert counts.dtype == np.int64 and counts.tolist() == [2, 1, 0]
+    assert iou_from_counts(*counts) == pytest.approx(2 / 3)
+    assert changed_counts(pred[changed], gt[changed], None).tolist() == [2, 1, 0]  # pre-gathered
+    # a mask intersects: hiding voxel 0 leaves tp 1, fp 1
+    mask = np.array([0, 1, 1, 1, 1, 1], bool).reshape(gt.shape)
+    masked = changed_voxels(gt, warped, mask)
+    assert masked.ravel().tolist() == [0, 1, 0, 0, 0, 1]
+    assert changed_counts(pred, gt, masked).tolist() == [1, 1, 0]
+    # torch gives the same on its device; a perfect prediction scores 100 %
+    t = changed_voxels(torch.from_numpy(gt), torch.from_numpy(warped), torch.from_numpy(mask))
+    assert isinstance(t, torch.Tensor) and t.numpy().tolist() == masked.tolist()
+    assert changed_counts(torch.from_numpy(pred), torch.from_numpy(gt), t).tolist() == [1, 1, 0]
+    assert iou_from_counts(*changed_counts(gt, gt, changed)) == 1.0
+    with pytest.raises(ValueError, match='warped present shape'):
+        changed_voxels(gt, grid(4))
