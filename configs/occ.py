@@ -13,7 +13,7 @@ model = dict(
     tokenizer_ckpt='work_dirs/vae',  # the tokenizer's work dir or a .pth,
     dit=dict(preset='S'),
     decoder='residual',  # or 'tokenizer' (latent-only)
-    residual=dict(width=32, full_width=32, gate_threshold=0.5),
+    residual=dict(width=32, gate_threshold=0.5),
     cache_latents=True,  # encode each training frame once (per flip), not on every step
     num_past={{_base_.num_past}},
     num_future={{_base_.num_future}},

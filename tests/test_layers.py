@@ -4,8 +4,8 @@ tests import the installed package without touching ``sys.path``.
 Every ``import occwm...`` / ``from occwm... import`` statement of every module is read
 with :mod:`ast`, wherever it stands (module level, inside functions, under
 ``TYPE_CHECKING``), as are ``importlib.import_module('occwm...')`` calls with a literal
-name. A module belongs to a unit: ``core`` (the top-level modules of L0), ``warp`` and
-``window`` (L1), or its subpackage.
+name. A module belongs to a unit: ``core`` (the top-level modules of L0), ``warp``,
+``motion`` and ``window`` (L1), or its subpackage.
 """
 import ast
 import os
@@ -16,17 +16,18 @@ from tests.conftest import REPO
 
 # Who may import whom. A unit may always import itself; nothing else is allowed.
 #   L0  core:          occwm/{__init__,compat,registry,grid,geometry,io}.py
-#   L1  warp, window:  occwm/warp.py, occwm/window.py
+#   L1  warp, motion, window:  occwm/warp.py, occwm/motion.py, occwm/window.py
 #   L2  data side:     infos | data, occupancy, synthetic (each may read info pkls)
 #   L3  models
 #   L4  evaluation, visualization
 #   L5  engine (hooks), scenarios
 CORE = {'core'}
-L1 = CORE | {'warp', 'window'}
+L1 = CORE | {'warp', 'motion', 'window'}
 L2 = L1 | {'infos', 'data', 'occupancy', 'synthetic'}
 ALLOWED: Dict[str, Set[str]] = {
     'core':          CORE,
     'warp':          L1,
+    'motion':        L1,
     'window':        L1,
     'infos':         L1,
     'data':          L1 | {'infos'},

@@ -21,8 +21,8 @@ python tools/train.py configs/occ.py --cfg-options train_cfg.max_iters="$OCC_ITE
 VAE_CKPT=$(cat work_dirs/vae/last_checkpoint)
 OCC_CKPT=$(cat work_dirs/occ/last_checkpoint)
 python tools/test.py configs/vae.py "$VAE_CKPT" --out-json outputs/synthetic_vae_metrics.json
-python tools/test.py configs/occ.py "$OCC_CKPT" --out-json outputs/synthetic_occ_metrics.json \
-  --cfg-options test_dataloader.dataset.stride=1
+# Held-out synthetic scenes, occworld protocol (every window): model vs copy-last vs warp
+python tools/test.py configs/occ.py "$OCC_CKPT" --out-json outputs/metrics/synthetic_val.json
 python tools/forecast.py configs/occ.py "$OCC_CKPT" --windows 0 --out outputs/synthetic_forecast
 
 if [ -d "$SHARED_DATA/nuscenes_seq11" ]; then
@@ -30,8 +30,10 @@ if [ -d "$SHARED_DATA/nuscenes_seq11" ]; then
   # model trained above on SYNTHETIC scenes only.
   python tools/build_occupancy.py "$SHARED_DATA/nuscenes_seq11" data/nuscenes_seq11 --report
   python tools/forecast.py configs/occ.py "$OCC_CKPT" --data-root data/nuscenes_seq11 \
-    --infos data/nuscenes_seq11/nuscenes_seq11_infos.pkl --out outputs/real_forecast
+    --infos data/nuscenes_seq11/nuscenes_seq11_infos.pkl --protocol i2world \
+    --out outputs/real_forecast --out-json outputs/metrics/nuscenes_seq11.json
 else
   echo "no real data at $SHARED_DATA/nuscenes_seq11: skipping the real-sequence forecast"
 fi
-echo "quickstart done: checkpoints in work_dirs/, forecasts and metrics in outputs/"
+echo "quickstart done: checkpoints in work_dirs/, forecasts in outputs/, reports (model beside"
+echo "copy-last and warp) in outputs/metrics/<set>.json"

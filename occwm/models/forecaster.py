@@ -25,6 +25,7 @@ import inspect
 import os
 from typing import Dict, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
@@ -34,6 +35,7 @@ from occwm.grid import DEFAULT_GRID
 from occwm.models.dit import OccDiT
 from occwm.models.flow import interpolate, sample, sample_time, velocity_target
 from occwm.models.residual import ResidualDecoder
+from occwm.motion import motion_warp
 from occwm.registry import MODELS
 from occwm.warp import warp_bev, warp_planar
 from occwm.window import OccWindow
@@ -128,6 +130,13 @@ class OccForecaster(BaseModel):
             frame token and flip / quarter-turn augmentation; windows with a continuous
             yaw augmentation are not cached) in memory, so a frame is encoded once, not
             on every step that sees it.
+        agent_motion: the residual decoder's base moves the agents the past frames show
+            moving on at constant velocity before the warp (``occwm.motion``); off: the
+            plain warp baseline.
+        motion: keyword arguments of ``occwm.motion.track_agents`` (``max_speed``,
+            ``tolerance``, ``min_speed``, ``max_area_ratio``, ``max_turn``).
+        residual_frames: future frames (drawn at random each step) the residual decoder
+            learns on per step; fewer is cheaper.
         predict_samples: ``K``; with ``K > 1``, ``mode='predict'`` also returns
             ``pred_samples`` ``(K, T_f, X, Y, Z)``: ``K`` futures of the same past drawn
             with different noise (the first one is ``pred_occ``), for
@@ -145,6 +154,8 @@ class OccForecaster(BaseModel):
                  decoder: str = 'residual', residual: Optional[dict] = None,
                  true_latent_prob: float = 0.5, loss_weights: Optional[dict] = None,
                  cache_latents: bool = True, predict_samples: int = 1,
+                 agent_motion: bool = True, motion: Optional[dict] = None,
+                 residual_frames: int = 3,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
@@ -196,6 +207,8 @@ class OccForecaster(BaseModel):
                 raise ValueError("decoder='residual' needs a tokenizer with latent_shape")
             self.residual = ResidualDecoder(c_in, self.grid.num_classes, tuple(self.grid.shape),
                                             tuple(latent_shape), **(residual or {}))
+        self.agent_motion, self.motion = agent_motion, dict(motion or {})
+        self.residual_frames = int(residual_frames)
         self.true_latent_prob = float(true_latent_prob)
         self.loss_weights = dict(loss_flow=1.0, loss_gate=1.0, loss_column=1.0)
         self.loss_weights.update(loss_weights or {})
@@ -295,26 +308,40 @@ class OccForecaster(BaseModel):
         warped, _ = warp_bev(present, traj_fut, self.xy_range)  # (B, T_f, C, H, W)
         return warped + self.prior_noise * noise
 
-    def warp_present(self, present: torch.Tensor, traj_fut: torch.Tensor):
-        """The present occupancy warped into each future ego frame: exactly the ``warp``
-        baseline (``occwm.warp.warp_planar``, nearest voxel, free outside).
+    def warp_present(self, past: torch.Tensor, traj: torch.Tensor):
+        """The base of the residual decoder: the present occupancy warped into each
+        future ego frame, exactly the ``warp`` baseline (``occwm.warp.warp_planar``,
+        nearest voxel, free outside); with ``agent_motion`` the agents the past frames
+        show moving are first moved on at constant velocity (``occwm.motion.motion_warp``;
+        no moving agent: the warp baseline voxel for voxel).
 
         Args:
-            present: ``(B, X, Y, Z) uint8``.
-            traj_fut: ``(B, T_f, 3)`` future ego poses (x m, y m, yaw rad), present frame.
+            past: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
+            traj: ``(B, T_p + T_f, 3)`` ego poses (x m, y m, yaw rad), present frame.
 
         Returns:
             ``(B, T_f, X, Y, Z) uint8`` and ``valid (B, T_f, X, Y) bool``.
         """
-        return warp_planar(present, traj_fut, self.grid, fill=self.grid.free_label)
+        P = past.shape[1]
+        if not self.agent_motion:
+            return warp_planar(past[:, -1], traj[:, P:], self.grid, fill=self.grid.free_label)
+        out = [motion_warp(p.cpu().numpy(), t.cpu().double().numpy(), self.grid, **self.motion)
+               for p, t in zip(past, traj)]
+        warped = torch.from_numpy(np.stack([w for w, _ in out])).to(past.device)
+        valid = torch.from_numpy(np.stack([v for _, v in out])).to(past.device)
+        return warped, valid
 
-    def _residual_inputs(self, present_occ: torch.Tensor, present_lat: torch.Tensor,
-                         z: torch.Tensor, traj_fut: torch.Tensor):
-        """Flattened ``(B * T_f, ...)`` arguments of ``ResidualDecoder``."""
-        warped, valid = self.warp_present(present_occ, traj_fut)  # (B, T_f, X, Y, Z), (B, T_f, X, Y)
-        w, w_valid = warp_bev(present_lat, traj_fut, self.xy_range)  # (B, T_f, C, H, W), (B, T_f, 1, H, W)
-        return (warped.flatten(0, 1), valid.flatten(0, 1), z.flatten(0, 1).float(),
-                w.flatten(0, 1), w_valid.flatten(0, 1))
+    def _residual_inputs(self, past_occ: torch.Tensor, present_lat: torch.Tensor,
+                         z: torch.Tensor, traj: torch.Tensor, frames: Optional[torch.Tensor] = None):
+        """Flattened ``(B * T_f', ...)`` arguments of ``ResidualDecoder`` for the future
+        frames ``frames`` (indices into the ``T_f`` future frames; default all)."""
+        P = past_occ.shape[1]
+        warped, valid = self.warp_present(past_occ, traj)  # (B, T_f, X, Y, Z), (B, T_f, X, Y)
+        w, w_valid = warp_bev(present_lat, traj[:, P:], self.xy_range)  # (B, T_f, C, H, W), (B, T_f, 1, H, W)
+        parts = (warped, valid, z.float(), w, w_valid)
+        if frames is not None:
+            parts = tuple(p[:, frames] for p in parts)
+        return tuple(p.flatten(0, 1) for p in parts)
 
     def loss(self, occ: torch.Tensor, traj: torch.Tensor,
              keys: Optional[Sequence[Optional[tuple]]] = None) -> Dict[str, torch.Tensor]:
@@ -345,8 +372,10 @@ class OccForecaster(BaseModel):
             x1_hat = (x_t + (1 - t)[:, None, None, None, None] * v[:, P:]).detach()  # (B, T_f, C, H, W)
             use_true = (torch.rand(B, device=device) < self.true_latent_prob)[:, None, None, None, None]
             z = torch.where(use_true, future, x1_hat)  # (B, T_f, C, H, W)
-            args = self._residual_inputs(occ[:, P - 1], x_data[:, P - 1], z, traj[:, P:])
-            res = self.residual.loss(*args, target=occ[:, P:].flatten(0, 1))
+            T_f = future.shape[1]
+            frames = torch.randperm(T_f, device=device)[:min(self.residual_frames, T_f)].sort().values
+            args = self._residual_inputs(occ[:, :P], x_data[:, P - 1], z, traj, frames)
+            res = self.residual.loss(*args, target=occ[:, P:][:, frames].flatten(0, 1))
             losses.update((k, w[k] * v_) for k, v_ in res.items())
         return losses
 
@@ -404,7 +433,7 @@ class OccForecaster(BaseModel):
                    cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
         if self.residual is None:
             return self.decode(z)  # (B, T_f, X, Y, Z)
-        args = self._residual_inputs(past_occ[:, -1].to(device), context[:, -1], z, traj[:, P:])
+        args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj)
         return self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
 
     @torch.no_grad()

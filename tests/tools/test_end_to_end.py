@@ -67,8 +67,17 @@ def test_train_resume_test_forecast(synthetic_root, tmp_path, monkeypatch):
     test.main(['configs/occ.py', os.path.join(occ_dir, 'iter_4.pth'), '--work-dir',
                str(tmp_path / 'test'), '--out-json', out_json, '--cfg-options', *occ_opts])
     metrics = json.load(open(out_json))
-    for key in ('IoU@1s', 'mIoU@3s', 'copy_last/IoU@2s', 'copy_last/mIoU_avg'):
+    for key in ('IoU@1s', 'mIoU@3s', 'copy_last/IoU@2s', 'copy_last/mIoU_avg',
+                'dynamic_mIoU@1s', 'warp/dynamic_mIoU_avg'):
         assert 0.0 <= metrics[key] <= 100.0
+    # K sampled futures: their agreement on the dynamic and the static voxels
+    test.main(['configs/occ.py', os.path.join(occ_dir, 'iter_4.pth'), '--work-dir',
+               str(tmp_path / 'test2'), '--out-json', out_json, '--samples', '2',
+               '--cfg-options', *occ_opts])
+    metrics = json.load(open(out_json))
+    agree = metrics['sample_agreement']
+    assert len(agree['agreement_static_per_frame']) == 6 and agree['num_windows'] == 1
+    assert 0.0 <= metrics['agreement_static_avg'] <= 100.0
 
     out = tmp_path / 'forecast'
     forecast.main(['configs/occ.py', os.path.join(occ_dir, 'iter_4.pth'), '--out', str(out),

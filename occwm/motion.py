@@ -1,0 +1,229 @@
+"""Agent motion from the observed past: the movable-class voxels of the present frame,
+moved at the velocity the last past frames show, then warped into each future ego frame.
+
+The ``warp`` baseline moves the whole world with the ego, so every moving agent stays
+where it was. Here, before that warp, each agent is displaced along its own motion:
+
+1. the last ``3`` past frames are warped into the present ego frame
+   (``occwm.warp.warp_planar``: static voxels then coincide, moving ones do not);
+2. the BEV footprints of each movable class (``occwm.grid.DYNAMIC_CLASSES``) are split
+   into connected components (8-connectivity, ``scipy.ndimage.label``): the agents;
+3. agents of the same class are matched between consecutive frames by their centroids
+   (``scipy.optimize.linear_sum_assignment`` on the distance, at most
+   ``max_speed * FRAME_DT`` apart, footprint areas within a factor ``max_area_ratio``);
+4. an agent whose two last displacements agree (within ``tolerance`` m) moves on at its
+   last displacement per frame (constant velocity); every other agent stays (the warp).
+
+The moved present of future frame ``k`` has each moving agent's voxels cleared and
+pasted ``k`` displacements further (columns leaving the grid are dropped). With no moving
+agent the result is the warp baseline voxel for voxel. Constant-velocity extrapolation
+of tracked objects is the classic prediction baseline (e.g. Schöller et al., "What the
+constant velocity model can teach us about pedestrian motion prediction", RA-L 2020);
+the forecaster's residual decoder corrects it (``occwm.models.residual``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from occwm.geometry import FRAME_DT, relative_se2
+from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OccGrid
+from occwm.warp import warp_planar
+
+EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
+
+
+@dataclass
+class MovingAgent:
+    """One tracked agent in the present ego frame.
+
+    Attributes:
+        label: its class.
+        footprint: ``(M, 2) int64`` BEV cells ``(x, y)`` of the agent in the present frame.
+        shift: ``(2,) float64`` displacement per frame in voxels (x, y), present frame.
+        turn: rad per frame the displacement (and the footprint) turns by (constant turn
+            rate; 0 for a straight line).
+        center: ``(2,) float64`` footprint centroid in voxels.
+    """
+    label: int
+    footprint: np.ndarray
+    shift: np.ndarray
+    turn: float = 0.0
+    center: np.ndarray = None
+
+    def offset(self, steps: int) -> Tuple[np.ndarray, float]:
+        """Centroid displacement (voxels) and heading change (rad) after ``steps`` frames."""
+        if self.turn == 0.0:
+            return steps * self.shift, 0.0
+        ang = self.turn * np.arange(1, steps + 1)  # the shift turns a little every frame
+        c, s = np.cos(ang), np.sin(ang)
+        dx = np.sum(c * self.shift[0] - s * self.shift[1])
+        dy = np.sum(s * self.shift[0] + c * self.shift[1])
+        return np.array([dx, dy]), float(self.turn * steps)
+
+
+def _components(bev: np.ndarray) -> Tuple[np.ndarray, int]:
+    return ndimage.label(bev, structure=EIGHT)
+
+
+def _centroids(lab: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(n, 2)`` centroids (voxels) and ``(n,)`` areas of components ``1..n``."""
+    if n == 0:
+        return np.zeros((0, 2)), np.zeros(0)
+    idx = np.arange(1, n + 1)
+    area = ndimage.sum_labels(np.ones_like(lab), lab, idx)
+    cx = ndimage.sum_labels(np.indices(lab.shape)[0], lab, idx) / area
+    cy = ndimage.sum_labels(np.indices(lab.shape)[1], lab, idx) / area
+    return np.stack([cx, cy], 1), area
+
+
+def _match(ca: np.ndarray, aa: np.ndarray, cb: np.ndarray, ab: np.ndarray, max_dist: float,
+           max_area_ratio: float) -> dict:
+    """Optimal one-to-one matching of components a -> b: ``{i: j}``."""
+    if not len(ca) or not len(cb):
+        return {}
+    d = np.linalg.norm(ca[:, None] - cb[None], axis=-1)  # (na, nb)
+    ratio = np.maximum(aa[:, None] / ab[None], ab[None] / aa[:, None])
+    bad = (d > max_dist) | (ratio > max_area_ratio)
+    cost = np.where(bad, 1e6, d)
+    rows, cols = linear_sum_assignment(cost)
+    return {int(i): int(j) for i, j in zip(rows, cols) if not bad[i, j]}
+
+
+def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAULT_GRID,
+                 classes: Sequence[int] = DYNAMIC_CLASSES, max_speed: float = 20.0,
+                 tolerance: float = 1.0, min_speed: float = 0.4,
+                 max_area_ratio: float = 3.0, max_turn: float = 0.0,
+                 min_turn_speed: float = 4.0) -> List[MovingAgent]:
+    """The moving agents of the present frame and their displacement per frame.
+
+    Args:
+        past: ``(T_p, X, Y, Z) uint8`` past frames, each in its own ego frame, the last
+            one the present (at least 3 frames are used when there are; with fewer than
+            3 no agent is tracked).
+        traj_past: ``(T_p, 3)`` their ego poses (x m, y m, yaw rad) in the present frame.
+        grid: the occupancy grid.
+        classes: the movable classes.
+        max_speed: m/s; farther matches are refused.
+        tolerance: m; the two last displacements of an agent must agree this well.
+        min_speed: m/s; slower agents stay where they are.
+        max_area_ratio: matched footprints differ in area at most by this factor.
+        max_turn: rad per frame; with ``> 0`` an agent faster than ``min_turn_speed``
+            (m/s) keeps turning at the rate of its two last displacements (clipped to
+            this), else it goes straight.
+        min_turn_speed: m/s, see ``max_turn``.
+
+    Returns:
+        the agents that move (constant velocity), present ego frame.
+    """
+    past = np.asarray(past)
+    traj_past = np.asarray(traj_past, dtype=np.float64)
+    T = len(past)
+    if T < 3:
+        return []
+    vox = grid.voxel_size
+    frames = [past[-1]]
+    for j in (T - 2, T - 3):  # into the present ego frame
+        pose = relative_se2(traj_past[j], traj_past[-1])  # the present ego in frame j
+        frames.append(warp_planar(past[j][None], pose[None], grid, fill=grid.free_label)[0][0])
+    max_d = max_speed * FRAME_DT / vox  # voxels per frame
+    agents: List[MovingAgent] = []
+    for c in classes:
+        bevs = [(f == c).any(-1) for f in frames]  # present, -1, -2
+        if not bevs[0].any():
+            continue
+        labs = [_components(b) for b in bevs]
+        cents = [_centroids(lab, n) for lab, n in labs]
+        m01 = _match(*cents[0], *cents[1], max_d, max_area_ratio)
+        m12 = _match(*cents[1], *cents[2], max_d, max_area_ratio)
+        for i, j in m01.items():
+            if j not in m12:
+                continue
+            d01 = cents[0][0][i] - cents[1][0][j]  # voxels per frame
+            d12 = cents[1][0][j] - cents[2][0][m12[j]]
+            if np.linalg.norm(d01 - d12) * vox > tolerance:
+                continue
+            speed = np.linalg.norm(d01) * vox / FRAME_DT  # m/s
+            if speed < min_speed:
+                continue
+            turn = 0.0
+            if max_turn > 0 and speed >= min_turn_speed and np.linalg.norm(d12) * vox / FRAME_DT >= min_turn_speed:
+                turn = float(np.angle(complex(*d01) / complex(*d12)))
+                turn = float(np.clip(turn, -max_turn, max_turn))
+            cells = np.argwhere(labs[0][0] == i + 1)  # (M, 2)
+            agents.append(MovingAgent(label=int(c), footprint=cells, shift=d01.astype(np.float64),
+                                      turn=turn, center=cents[0][0][i]))
+    return agents
+
+
+def move_agents(present: np.ndarray, agents: Sequence[MovingAgent], steps: float,
+                free_label: int) -> np.ndarray:
+    """The present frame with every agent moved ``steps`` displacements.
+
+    Args:
+        present: ``(X, Y, Z) uint8``.
+        agents: from :func:`track_agents`.
+        steps: frames ahead (:meth:`MovingAgent.offset`; straight: ``round(steps * shift)``
+            voxels).
+        free_label: the free label.
+
+    Returns:
+        ``(X, Y, Z) uint8`` (a copy).
+    """
+    out = present.copy()
+    X, Y = present.shape[:2]
+    pasted = []
+    for a in agents:
+        x, y = a.footprint[:, 0], a.footprint[:, 1]
+        cols = present[x, y]  # (M, Z)
+        own = cols == a.label
+        out[x, y] = np.where(own, free_label, out[x, y])
+        (ox, oy), rot = a.offset(int(steps))
+        if rot:
+            cx, cy = a.center
+            c, s_ = np.cos(rot), np.sin(rot)
+            px, py = x - cx, y - cy
+            nx = np.rint(cx + ox + c * px - s_ * py).astype(np.int64)
+            ny = np.rint(cy + oy + s_ * px + c * py).astype(np.int64)
+        else:
+            nx, ny = x + int(np.rint(ox)), y + int(np.rint(oy))
+        keep = (nx >= 0) & (nx < X) & (ny >= 0) & (ny < Y)
+        pasted.append((nx[keep], ny[keep], own[keep], a.label))
+    for nx, ny, own, label in pasted:  # after every agent is lifted
+        out[nx, ny] = np.where(own, np.uint8(label), out[nx, ny])
+    return out
+
+
+def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID,
+                agents: Optional[List[MovingAgent]] = None, **track_kwargs
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """The present with its agents moved on, warped into each future ego frame.
+
+    Args:
+        past: ``(T_p, X, Y, Z) uint8``, the last one the present.
+        traj: ``(T_p + T_f, 3)`` ego poses (x m, y m, yaw rad) in the present frame.
+        grid: the occupancy grid.
+        agents: precomputed :func:`track_agents` (default: tracked here).
+        **track_kwargs: options of :func:`track_agents`.
+
+    Returns:
+        ``(T_f, X, Y, Z) uint8`` and ``valid`` ``(T_f, X, Y) bool`` (where the warp has
+        data); with no moving agent exactly ``warp_planar`` of the present.
+    """
+    past = np.asarray(past)
+    traj = np.asarray(traj, dtype=np.float64)
+    T_p = len(past)
+    if agents is None:
+        agents = track_agents(past, traj[:T_p], grid, **track_kwargs)
+    fut = traj[T_p:]
+    if not agents:
+        w, v = warp_planar(past[-1][None], fut[None], grid, fill=grid.free_label)
+        return w[0], v[0]
+    moved = np.stack([move_agents(past[-1], agents, k + 1, grid.free_label)
+                      for k in range(len(fut))])  # (T_f, X, Y, Z)
+    w, v = warp_planar(moved, fut, grid, fill=grid.free_label)  # one pose per moved frame
+    return w, v

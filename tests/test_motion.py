@@ -1,0 +1,77 @@
+"""occwm.motion: agents tracked over the past frames and moved on at constant velocity."""
+import numpy as np
+
+from occwm.evaluation.baselines import warp_static
+from occwm.grid import OccGrid
+from occwm.motion import motion_warp, move_agents, track_agents
+
+FREE, CAR, ROAD, PED = 17, 4, 11, 7
+GRID = OccGrid(point_cloud_range=(-8.0, -8.0, -1.0, 8.0, 8.0, 0.6), voxel_size=0.4)  # 40 x 40 x 4
+
+
+def scene(T, car_x0, car_dx, ego_dx=0.0, parked=True, present=None):
+    """``(T, X, Y, Z)`` frames, each in its own ego frame (the ego drives along x at
+    ``ego_dx`` voxels a frame), road on z = 0, a car moving ``car_dx`` voxels a frame
+    along x, a parked car; and the ego poses ``(T, 3)`` in the frame of frame ``present``
+    (default T - 1)."""
+    X, Y, Z = GRID.shape
+    frames = np.full((T, X, Y, Z), FREE, np.uint8)
+    for t in range(T):
+        e = ego_dx * t  # ego position, voxels, world frame
+        frames[t, :, :, 0] = ROAD
+        x = car_x0 + car_dx * t - e
+        xi = int(round(x))
+        if 0 <= xi and xi + 4 <= X:
+            frames[t, xi:xi + 4, 10:12, 1:3] = CAR
+        if parked:
+            px = int(round(30 - e))
+            if 0 <= px and px + 4 <= X:
+                frames[t, px:px + 4, 28:30, 1:3] = CAR
+    poses = np.zeros((T, 3))
+    present = T - 1 if present is None else present
+    poses[:, 0] = (np.arange(T) - present) * ego_dx * GRID.voxel_size
+    return frames, poses
+
+
+def test_moving_car_tracked_parked_car_not():
+    frames, poses = scene(5, car_x0=4, car_dx=2)
+    agents = track_agents(frames, poses, GRID)
+    assert len(agents) == 1 and agents[0].label == CAR
+    np.testing.assert_allclose(agents[0].shift, [2.0, 0.0])
+    assert len(agents[0].footprint) == 8  # 4 x 2 cells
+
+
+def test_motion_warp_places_the_car_in_future_frames():
+    T_p, T_f = 5, 3
+    frames, poses = scene(T_p + T_f, car_x0=2, car_dx=2, ego_dx=1, present=T_p - 1)
+    past, future = frames[:T_p], frames[T_p:]
+    warped, valid = motion_warp(past, poses, GRID)
+    assert warped.shape == future.shape and valid.shape == future.shape[:3]
+    for k in range(T_f):  # exact where the warp has data
+        np.testing.assert_array_equal(warped[k][valid[k]], future[k][valid[k]])
+    plain = warp_static(past[-1], poses[T_p:], GRID).numpy()
+    assert (plain != future).any()  # the warp leaves the car behind
+
+
+def test_no_moving_agent_is_the_warp_baseline():
+    frames, poses = scene(8, car_x0=2, car_dx=0, ego_dx=1, present=4)
+    warped, _ = motion_warp(frames[:5], poses, GRID)
+    np.testing.assert_array_equal(warped, warp_static(frames[4], poses[5:], GRID).numpy())
+
+
+def test_inconsistent_or_new_agents_stay():
+    frames, poses = scene(5, car_x0=4, car_dx=2)
+    jerky = frames.copy()
+    jerky[2] = frames[0]  # displacements 2 then 6 voxels (0.8 m, 2.4 m): not constant
+    assert track_agents(jerky, poses, GRID) == []
+    assert track_agents(frames[-2:], poses[-2:], GRID) == []  # two frames: no velocity
+
+
+def test_move_agents_lifts_before_pasting():
+    frames, poses = scene(5, car_x0=4, car_dx=2, parked=False)
+    agents = track_agents(frames, poses, GRID)
+    moved = move_agents(frames[-1], agents, 1.0, FREE)
+    expect = frames[-1].copy()
+    expect[expect == CAR] = FREE
+    expect[14:18, 10:12, 1:3] = CAR  # 12 + 2
+    np.testing.assert_array_equal(moved, expect)
