@@ -151,7 +151,8 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
             if speed < min_speed:
                 continue
             turn = 0.0
-            if max_turn > 0 and speed >= min_turn_speed and np.linalg.norm(d12) * vox / FRAME_DT >= min_turn_speed:
+            speed12 = np.linalg.norm(d12) * vox / FRAME_DT
+            if max_turn > 0 and min(speed, speed12) >= min_turn_speed:
                 turn = float(np.angle(complex(*d01) / complex(*d12)))
                 turn = float(np.clip(turn, -max_turn, max_turn))
             cells = np.argwhere(labs[0][0] == i + 1)  # (M, 2)

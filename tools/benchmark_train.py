@@ -89,7 +89,8 @@ def main(argv=None):
           f'{args.steps} timed steps each, interleaved on the same batches')
     for name, vals in times.items():
         opts = '' if name == 'config' else f' {args.baseline_options}'
-        rate = hits[name][0] / max(hits[name][1], 1) if getattr(models[name][0], 'cache_latents', False) else 0.0
+        cached = getattr(models[name][0], 'cache_latents', False)
+        rate = hits[name][0] / max(hits[name][1], 1) if cached else 0.0
         print(f'  {name:9s} median {statistics.median(vals):.3f} s/step (min {min(vals):.3f}, '
               f'max {max(vals):.3f}), latent cache hits {100 * rate:.0f} %{opts}')
     ratio = statistics.median(times['config']) / statistics.median(times['baseline'])

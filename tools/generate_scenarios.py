@@ -7,6 +7,11 @@ window has one)::
         --infos data/synthetic/synthetic_infos_val.pkl --gt-root data/synthetic/gts \
         --trajectories builtin --k 4 --out outputs/scenarios
 
+A baseline in the model's place (``copy_last``: the frozen present; ``warp``: the
+present warped along each trajectory), to compare the model's agreement with::
+
+    python tools/generate_scenarios.py --baseline warp --infos ... --gt-root ... --out D
+
 Ground truth only (no model; any info pkl occwm reads, e.g. a minimal OccWorld-layout
 pkl with token, timestamp, ego2global_* and lidar2ego_* per frame)::
 
@@ -50,6 +55,9 @@ def parse_args(argv=None):
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--gt', action='store_true',
                    help='score the recorded future occupancy instead of the model (no model)')
+    p.add_argument('--baseline', choices=['copy_last', 'warp'],
+                   help='a baseline in the place of the model (no config): copy_last = the '
+                        'frozen present, warp = the present warped along each trajectory')
     p.add_argument('--k', type=int, default=4, help='futures sampled per trajectory (default 4)')
     p.add_argument('--seed', type=int, default=0, help='seed of the futures and random sets')
     p.add_argument('--horizon', type=int,
@@ -116,9 +124,10 @@ def main(argv=None):
         write_report,
         write_scenario,
     )
-    if args.gt == bool(args.config and args.checkpoint):
-        sys.exit('error: give CONFIG CHECKPOINT to score model futures, or --gt (and no '
-                 'config) to score the recorded future occupancy')
+    with_model = bool(args.config and args.checkpoint)
+    if (args.gt or bool(args.baseline)) == with_model or (args.gt and args.baseline):
+        sys.exit('error: give CONFIG CHECKPOINT to score model futures, --baseline NAME to score '
+                 'a baseline, or --gt (and no config) to score the recorded future occupancy')
     if args.k < 1:
         sys.exit(f'error: --k must be >= 1, got {args.k}')
     file_trajs = None
@@ -130,7 +139,10 @@ def main(argv=None):
     horizon = args.horizon or (len(next(iter(file_trajs.values()))) if file_trajs else 6)
 
     model, grid, num_past = None, DEFAULT_GRID, args.num_past
-    if not args.gt:
+    if args.baseline:
+        from occwm.evaluation.baselines import BaselineForecaster
+        model = BaselineForecaster(args.baseline, grid, num_past)
+    elif not args.gt:
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
 
@@ -204,7 +216,8 @@ def main(argv=None):
                    seconds_per_scoring=t_gt / n_gt if n_gt else None,
                    seconds_writing_per_window=t_write / len(windows),
                    device=args.device, torch_threads=torch.get_num_threads())
-    settings = dict(source='gt' if args.gt else 'model', config=args.config,
+    settings = dict(source='gt' if args.gt else (f'baseline:{args.baseline}' if args.baseline else 'model'),
+                    config=args.config,
                     checkpoint=args.checkpoint, infos=args.infos, gt_root=args.gt_root,
                     trajectories=args.trajectories, horizon_frames=horizon, k=args.k,
                     seed=args.seed, windows=len(windows), search=args.search,

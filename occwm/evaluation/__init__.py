@@ -4,7 +4,7 @@ mIoU per future frame (``OccMetric``), the count-based math behind it
 reports (``report``: JSON, terminal and Markdown tables), forecasts on disk
 (``from_files``: ``FileForecaster``; ``dump``: ``DumpForecasts``), the agreement of
 sampled futures (``diversity``: ``SampleAgreement``)."""
-from occwm.evaluation.baselines import baseline_forecasts, copy_last, warp_static
+from occwm.evaluation.baselines import BaselineForecaster, baseline_forecasts, copy_last, warp_static
 from occwm.evaluation.diversity import SampleAgreement, agreement_counts
 from occwm.evaluation.dump import DumpForecasts
 from occwm.evaluation.from_files import FileForecaster
@@ -15,5 +15,6 @@ from occwm.evaluation.protocols import PROTOCOLS, apply_protocol, get_protocol, 
 
 __all__ = ['OccCounts', 'confusion_counts', 'iou_from_counts', 'class_ious', 'miou', 'OccMetric',
            'PROTOCOLS', 'get_protocol', 'apply_protocol', 'num_windows',
-           'baseline_forecasts', 'copy_last', 'warp_static', 'DumpForecasts', 'FileForecaster',
+           'BaselineForecaster', 'baseline_forecasts', 'copy_last', 'warp_static', 'DumpForecasts',
+           'FileForecaster',
            'SampleAgreement', 'agreement_counts']

@@ -69,3 +69,36 @@ def baseline_forecasts(present: ArrayLike, traj_future: ArrayLike,
     traj_future = torch.as_tensor(traj_future)
     return OrderedDict(copy_last=copy_last(present, len(traj_future)),
                        warp=warp_static(present, traj_future, grid))
+
+
+class BaselineForecaster:
+    """A baseline in the place of a forecaster, for rollouts (``tools/generate_scenarios.py
+    --baseline``): ``rollout(past_occ, traj, num_future)`` like ``OccForecaster.rollout``,
+    the same forecast for every sample.
+
+    Args:
+        name: ``'copy_last'`` (the frozen present) or ``'warp'`` (the present warped along
+            the given trajectory, static world).
+        grid: the occupancy grid.
+        num_past: past frames the windows must hold (the baselines read only the present).
+        num_future: horizon of one step (any horizon is served in one step).
+
+    Raises:
+        ValueError: an unknown ``name``.
+    """
+
+    def __init__(self, name: str, grid: OccGrid = DEFAULT_GRID, num_past: int = 5, num_future: int = 6):
+        if name not in BASELINES:
+            raise ValueError(f'unknown baseline {name!r}; choose from {BASELINES}')
+        self.name, self.grid, self.num_past, self.num_future = name, grid, num_past, num_future
+
+    def rollout(self, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,
+                **kwargs) -> torch.Tensor:
+        """``(B, num_future, X, Y, Z) uint8`` from ``past_occ`` ``(B, T_p, X, Y, Z)`` and
+        ``traj`` ``(B, T_p + num_future, 3)`` (x m, y m, yaw rad, present ego frame);
+        sampler keywords (``generator``, ``steps``, ...) are ignored."""
+        P = past_occ.shape[1]
+        if self.name == 'copy_last':
+            return torch.stack([copy_last(p[-1], num_future) for p in past_occ])
+        return torch.stack([warp_static(p[-1], t[P:P + num_future], self.grid)
+                            for p, t in zip(past_occ, traj)])

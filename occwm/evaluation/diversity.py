@@ -135,7 +135,8 @@ class SampleAgreement(BaseMetric):
             metrics[f'agreement_{region}_avg'] = float(np.mean(avg)) if avg else float('nan')
             report[f'agreement_{region}_avg'] = metrics[f'agreement_{region}_avg']
         self.last_report = report
-        print_log('sample agreement (%, all K samples equal), per future frame ' + ', '.join(names) + ':\n'
-                  + '\n'.join(f'  {region:8s} ' + ' '.join(f'{v:6.2f}' for v in report[f'agreement_{region}_per_frame'])
-                              for region in REGIONS), logger='current')
+        lines = [f'  {region:8s} ' + ' '.join(f'{v:6.2f}' for v in report[f'agreement_{region}_per_frame'])
+                 for region in REGIONS]
+        print_log('sample agreement (%, all K samples equal), per future frame '
+                  + ', '.join(names) + ':\n' + '\n'.join(lines), logger='current')
         return metrics

@@ -588,5 +588,5 @@ def _cache_keys(windows: Optional[Sequence[OccWindow]], num_frames: int) -> Opti
         tokens = list(w.tokens) if w.tokens is not None else []
         ok = len(tokens) == num_frames and not aug.get('yaw') and len(set(tokens)) == len(tokens)
         a = (bool(aug.get('flip_x')), bool(aug.get('flip_y')), int(aug.get('rot90') or 0))
-        keys += [(w.scene_name, str(tok)) + a if ok else None for tok in (tokens if ok else range(num_frames))]
+        keys += ([(w.scene_name, str(tok)) + a for tok in tokens] if ok else [None] * num_frames)
     return keys

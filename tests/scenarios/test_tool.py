@@ -96,3 +96,22 @@ def test_needs_a_model_or_gt(dataset, tmp_path):
              '--out', str(tmp_path)])
     assert 'is not a folder' in str(e.value.code)
     assert not np.any([f.endswith('.jsonl') for f in os.listdir(tmp_path)])
+
+
+def test_baseline_in_the_model_place(dataset, tmp_path):
+    """--baseline warp: the present warped along each plan; the parked car ahead stays
+    where it is, so driving through it collides (as in the recorded world) and the
+    frozen present agrees too; agreement with the ground truth is reported."""
+    for name in ('warp', 'copy_last'):
+        out = str(tmp_path / name)
+        run(['--baseline', name, '--infos', dataset['infos'], '--gt-root', dataset['gts'],
+             '--trajectories', dataset['plans'], '--no-render', '--k', '2', '--out', out])
+        rows = [json.loads(line) for line in open(os.path.join(out, 'index.jsonl'))]
+        model_rows = [r for r in rows if r['source'] == 'model']
+        assert len(model_rows) == 4  # 2 plans x 2 samples, identical samples
+        summary = json.load(open(os.path.join(out, 'summary.json')))
+        assert summary['settings']['source'] == f'baseline:{name}'
+        assert summary['agreement']['n'] == 4
+    with pytest.raises(SystemExit):
+        run(['--baseline', 'warp', '--gt', '--infos', dataset['infos'], '--gt-root',
+             dataset['gts'], '--out', str(tmp_path / 'x')])
