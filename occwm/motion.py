@@ -4,15 +4,16 @@ moved at the velocity the last past frames show, then warped into each future eg
 The ``warp`` baseline moves the whole world with the ego, so every moving agent stays
 where it was. Here, before that warp, each agent is displaced along its own motion:
 
-1. the last ``3`` past frames are warped into the present ego frame
+1. the last ``history`` past frames are warped into the present ego frame
    (``occwm.warp.warp_planar``: static voxels then coincide, moving ones do not);
 2. the BEV footprints of each movable class (``occwm.grid.DYNAMIC_CLASSES``) are split
    into connected components (8-connectivity, ``scipy.ndimage.label``): the agents;
 3. agents of the same class are matched between consecutive frames by their centroids
    (``scipy.optimize.linear_sum_assignment`` on the distance, at most
    ``max_speed * FRAME_DT`` apart, footprint areas within a factor ``max_area_ratio``);
-4. an agent whose two last displacements agree (within ``tolerance`` m) moves on at its
-   last displacement per frame (constant velocity); every other agent stays (the warp).
+4. an agent tracked back through at least 3 frames whose displacements agree (each
+   within ``tolerance`` m of the next) moves on at their mean per frame (constant
+   velocity); every other agent stays (the warp).
 
 The moved present of future frame ``k`` has each moving agent's voxels cleared and
 pasted ``k`` displacements further (columns leaving the grid are dropped). With no moving
@@ -96,22 +97,23 @@ def _match(ca: np.ndarray, aa: np.ndarray, cb: np.ndarray, ab: np.ndarray, max_d
 
 def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAULT_GRID,
                  classes: Sequence[int] = DYNAMIC_CLASSES, max_speed: float = 20.0,
-                 tolerance: float = 1.0, min_speed: float = 0.4,
+                 tolerance: float = 1.0, min_speed: float = 0.4, history: int = 3,
                  max_area_ratio: float = 3.0, max_turn: float = 0.0,
                  min_turn_speed: float = 4.0) -> List[MovingAgent]:
     """The moving agents of the present frame and their displacement per frame.
 
     Args:
         past: ``(T_p, X, Y, Z) uint8`` past frames, each in its own ego frame, the last
-            one the present (at least 3 frames are used when there are; with fewer than
-            3 no agent is tracked).
+            one the present (the last ``history`` are used; with fewer than 3 no agent
+            is tracked).
         traj_past: ``(T_p, 3)`` their ego poses (x m, y m, yaw rad) in the present frame.
         grid: the occupancy grid.
         classes: the movable classes.
         max_speed: m/s; farther matches are refused.
-        tolerance: m; the two last displacements of an agent must agree this well.
+        tolerance: m; consecutive displacements of an agent must agree this well.
         min_speed: m/s; slower agents stay where they are.
         max_area_ratio: matched footprints differ in area at most by this factor.
+        history: past frames tracked through (present included, at least 3).
         max_turn: rad per frame; with ``> 0`` an agent faster than ``min_turn_speed``
             (m/s) keeps turning at the rate of its two last displacements (clipped to
             this), else it goes straight.
@@ -126,37 +128,42 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
     if T < 3:
         return []
     vox = grid.voxel_size
+    H = min(max(history, 3), T)
     frames = [past[-1]]
-    for j in (T - 2, T - 3):  # into the present ego frame
+    for j in range(T - 2, T - 1 - H, -1):  # into the present ego frame: -1, -2, ...
         pose = relative_se2(traj_past[j], traj_past[-1])  # the present ego in frame j
         frames.append(warp_planar(past[j][None], pose[None], grid, fill=grid.free_label)[0][0])
     max_d = max_speed * FRAME_DT / vox  # voxels per frame
     agents: List[MovingAgent] = []
     for c in classes:
-        bevs = [(f == c).any(-1) for f in frames]  # present, -1, -2
+        bevs = [(f == c).any(-1) for f in frames]  # present, -1, -2, ...
         if not bevs[0].any():
             continue
         labs = [_components(b) for b in bevs]
         cents = [_centroids(lab, n) for lab, n in labs]
-        m01 = _match(*cents[0], *cents[1], max_d, max_area_ratio)
-        m12 = _match(*cents[1], *cents[2], max_d, max_area_ratio)
-        for i, j in m01.items():
-            if j not in m12:
+        links = [_match(*cents[h], *cents[h + 1], max_d, max_area_ratio) for h in range(H - 1)]
+        for i in range(labs[0][1]):
+            chain, k = [i], i  # component index in frames 0, 1, 2, ...
+            for h in range(H - 1):
+                if k not in links[h]:
+                    break
+                k = links[h][k]
+                chain.append(k)
+            if len(chain) < 3:
                 continue
-            d01 = cents[0][0][i] - cents[1][0][j]  # voxels per frame
-            d12 = cents[1][0][j] - cents[2][0][m12[j]]
-            if np.linalg.norm(d01 - d12) * vox > tolerance:
+            pos = np.stack([cents[h][0][k] for h, k in enumerate(chain)])  # (L, 2), present first
+            disp = pos[:-1] - pos[1:]  # (L - 1, 2) voxels per frame, newest first
+            if np.any(np.linalg.norm(disp[:-1] - disp[1:], axis=1) * vox > tolerance):
                 continue
-            speed = np.linalg.norm(d01) * vox / FRAME_DT  # m/s
+            shift = disp.mean(0)
+            speed = np.linalg.norm(shift) * vox / FRAME_DT  # m/s
             if speed < min_speed:
                 continue
             turn = 0.0
-            speed12 = np.linalg.norm(d12) * vox / FRAME_DT
-            if max_turn > 0 and min(speed, speed12) >= min_turn_speed:
-                turn = float(np.angle(complex(*d01) / complex(*d12)))
-                turn = float(np.clip(turn, -max_turn, max_turn))
+            if max_turn > 0 and np.linalg.norm(disp, axis=1).min() * vox / FRAME_DT >= min_turn_speed:
+                turn = float(np.clip(np.angle(complex(*disp[0]) / complex(*disp[1])), -max_turn, max_turn))
             cells = np.argwhere(labs[0][0] == i + 1)  # (M, 2)
-            agents.append(MovingAgent(label=int(c), footprint=cells, shift=d01.astype(np.float64),
+            agents.append(MovingAgent(label=int(c), footprint=cells, shift=shift.astype(np.float64),
                                       turn=turn, center=cents[0][0][i]))
     return agents
 
