@@ -42,7 +42,7 @@ test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], s
 val_evaluator = dict(type='OccMetric', protocol='occworld', grid={{_base_.grid}})
 test_evaluator = dict(type='OccMetric', protocol='occworld', mask=None, grid={{_base_.grid}})
 
-max_iters = 1200
+max_iters = 1800
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAE_ITERS=${VAE_ITERS:-1500}
-OCC_ITERS=${OCC_ITERS:-1200}
+OCC_ITERS=${OCC_ITERS:-1800}
 NUM_TRAIN=${NUM_TRAIN:-24}
 NUM_VAL=${NUM_VAL:-6}
 SHARED_DATA=${OCCWM_SHARED_DATA:-../shared/data}

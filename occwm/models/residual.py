@@ -12,13 +12,15 @@ predicts only what changes, column by column of the BEV grid:
    full resolution;
 2. a **change gate** gives each BEV column ``(x, y)`` the logit that its 16 voxels differ
    from the warped present (moving agents, newly seen space, resampling errors);
-3. only the gated columns are decoded: per voxel class logits from the column's
-   feature plus a learnt bonus for keeping the warped label. Every other column is the
-   warped present, unchanged.
+3. only the gated columns and those where the warp has no data (newly seen space) are
+   decoded: per voxel class logits from the column's feature plus a learnt bonus for
+   keeping the warped label. Every other column is the warped present, unchanged.
 
-So the cost of step 3 follows the changed columns, and **with a zero residual (no column
-gated) the output is the warp baseline voxel for voxel**; the gate starts closed
-(weights 0, bias ``gate_init``), so training starts from the warp. Motion-compensated
+So the cost of step 3 follows the changed and newly seen columns, and **with a zero
+residual (gate closed, column head zero) the output is the warp baseline voxel for
+voxel** (the keep bonus returns the warped label, the warp's free fill where it has no
+data); both start so (gate weights 0, bias ``gate_init``; the column head's last layer
+0), so training starts from the warp. Motion-compensated
 prediction plus a residual is the video-codec recipe; in occupancy forecasting the same
 idea appears as IR-WM's residual on the previous state (arXiv 2510.16729) and FSF-Net's
 warp-then-correct fusion.
@@ -32,6 +34,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from occwm.models.tokenizer import ResBlock2d, _group_norm
+
+
+class DilatedBlock(nn.Module):
+    """``x + conv_d(act(norm(x)))``: a residual 3x3 convolution of dilation ``d`` on
+    ``(N, D, H, W) float32`` (context aggregation as in Yu & Koltun, ICLR 2016)."""
+
+    def __init__(self, dim: int, dilation: int):
+        super().__init__()
+        self.block = nn.Sequential(_group_norm(dim), nn.SiLU(),
+                                   nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, D, H, W)`` -> ``(N, D, H, W)``."""
+        return x + self.block(x)
 
 
 class ResidualDecoder(nn.Module):
@@ -57,7 +73,7 @@ class ResidualDecoder(nn.Module):
                  grid_shape: Tuple[int, int, int] = (200, 200, 16),
                  latent_shape: Tuple[int, int] = (50, 50), width: int = 32, embed_dim: int = 4,
                  gate_init: float = -6.0, gate_threshold: float = 0.5,
-                 max_train_columns: int = 2048, unchanged_share: float = 0.05):
+                 max_train_columns: int = 4096, unchanged_share: float = 0.05):
         super().__init__()
         X, Y, Z = grid_shape
         H, W = latent_shape
@@ -73,7 +89,10 @@ class ResidualDecoder(nn.Module):
         # occupied voxels and whether the warp has data there (column_descriptor)
         self.column_code = nn.Conv2d(num_classes + Z + 1, D, 1)
         self.pool = nn.Conv2d(D, D, f, stride=f)  # full -> latent resolution
-        self.trunk = nn.Sequential(nn.Conv2d(3 * C + 1 + D, D, 3, padding=1), ResBlock2d(D), ResBlock2d(D))
+        # dilated blocks: a receptive field of about 45 latent cells (70 m at 1.6 m), so
+        # newly seen space can be extrapolated from what the warp still shows
+        self.trunk = nn.Sequential(nn.Conv2d(3 * C + 1 + D, D, 3, padding=1), ResBlock2d(D), ResBlock2d(D),
+                                   DilatedBlock(D, 2), DilatedBlock(D, 4), DilatedBlock(D, 8))
         self.full = nn.Sequential(_group_norm(D), nn.SiLU(),
                                   nn.Conv2d(D, D, 3, padding=1, groups=D), nn.Conv2d(D, D, 1),
                                   _group_norm(D), nn.SiLU())  # depthwise-separable: cheap at X x Y
@@ -84,6 +103,8 @@ class ResidualDecoder(nn.Module):
         self.keep_bonus = nn.Parameter(torch.tensor(2.0))
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, gate_init)
+        nn.init.zeros_(self.column[-1].weight)  # a zero residual: the keep bonus decides
+        nn.init.zeros_(self.column[-1].bias)
 
     def features(self, warped_occ: torch.Tensor, valid: torch.Tensor, z: torch.Tensor,
                  w: torch.Tensor, w_valid: torch.Tensor) -> torch.Tensor:
@@ -130,11 +151,15 @@ class ResidualDecoder(nn.Module):
     def forward(self, warped_occ: torch.Tensor, valid: torch.Tensor, z: torch.Tensor,
                 w: torch.Tensor, w_valid: torch.Tensor) -> torch.Tensor:
         """Future occupancy ``(N, X, Y, Z) uint8``: the warped present where the gate is
-        closed, the column head's labels where it is open (arguments: :meth:`features`)."""
+        closed, the column head's labels where it is open or where the warp has no data
+        (newly seen space: the warp's fill there is no observation; a zero column head
+        keeps the fill, so a zero residual is still the warp) (arguments:
+        :meth:`features`)."""
         feat = self.features(warped_occ, valid, z, w, w_valid)
         out = warped_occ.clone()
         gate = self.gate(feat)[:, 0]  # (N, X, Y)
-        idx = (gate > torch.logit(torch.tensor(self.gate_threshold))).nonzero()  # (M, 3)
+        open_ = (gate > torch.logit(torch.tensor(self.gate_threshold))) | ~valid.bool()  # (N, X, Y)
+        idx = open_.nonzero()  # (M, 3)
         if len(idx):
             labels = self.column_logits(feat, warped_occ, idx).argmax(-1)  # (M, Z)
             out[idx[:, 0], idx[:, 1], idx[:, 2]] = labels.to(out.dtype)
