@@ -12,10 +12,12 @@ then needs no learning to follow the trajectory; the DiT learns the residual (mo
 agents, newly seen space).
 
 Decoding (``decoder``): ``'residual'`` (default) builds each future frame on the present
-occupancy warped into that frame at full resolution (the ``warp`` baseline) and lets
-``occwm.models.residual.ResidualDecoder`` change only the BEV columns it gates open,
-reading the forecast latent beside the warped present latent; a closed gate gives the
-warp baseline voxel for voxel. ``'tokenizer'`` decodes the latents from scratch with the
+occupancy warped into that frame at full resolution (the ``warp`` baseline; with
+``agent_motion`` the agents the past frames show moving are first carried on at
+constant velocity, ``occwm.motion``) and lets ``occwm.models.residual.ResidualDecoder``
+change only the BEV columns it gates open and the newly seen ones, reading the forecast
+latent beside the warped present latent; a zero residual gives that base voxel for voxel
+(the warp baseline when no agent moves). ``'tokenizer'`` decodes the latents from scratch with the
 tokenizer's decoder (the earlier latent-only path, capped by the tokenizer's
 reconstruction).
 """
@@ -137,6 +139,11 @@ class OccForecaster(BaseModel):
             ``tolerance``, ``min_speed``, ``max_area_ratio``, ``max_turn``).
         residual_frames: future frames (drawn at random each step) the residual decoder
             learns on per step; fewer is cheaper.
+        trust_min_iou: with the residual decoder, a window whose present frame the
+            tokenizer reconstructs with a geometric IoU below this (``latent_trust``: the
+            scene is unlike those it was trained on, e.g. real LiDAR occupancy for a
+            synthetic-trained tokenizer) gets no latent-based change: its forecast is the
+            base (the warp with moving agents carried on). ``None``: always trust.
         predict_samples: ``K``; with ``K > 1``, ``mode='predict'`` also returns
             ``pred_samples`` ``(K, T_f, X, Y, Z)``: ``K`` futures of the same past drawn
             with different noise (the first one is ``pred_occ``), for
@@ -155,7 +162,7 @@ class OccForecaster(BaseModel):
                  true_latent_prob: float = 0.5, loss_weights: Optional[dict] = None,
                  cache_latents: bool = True, predict_samples: int = 1,
                  agent_motion: bool = True, motion: Optional[dict] = None,
-                 residual_frames: int = 3,
+                 residual_frames: int = 3, trust_min_iou: Optional[float] = None,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
@@ -209,6 +216,7 @@ class OccForecaster(BaseModel):
                                             tuple(latent_shape), **(residual or {}))
         self.agent_motion, self.motion = agent_motion, dict(motion or {})
         self.residual_frames = int(residual_frames)
+        self.trust_min_iou = trust_min_iou
         self.true_latent_prob = float(true_latent_prob)
         self.loss_weights = dict(loss_flow=1.0, loss_gate=1.0, loss_column=1.0)
         self.loss_weights.update(loss_weights or {})
@@ -434,7 +442,29 @@ class OccForecaster(BaseModel):
         if self.residual is None:
             return self.decode(z)  # (B, T_f, X, Y, Z)
         args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj)
-        return self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
+        out = self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
+        if self.trust_min_iou is not None:  # latents of an unfamiliar scene: keep the base
+            trusted = self.latent_trust(past_occ[:, -1].to(device), context[:, -1]) >= self.trust_min_iou
+            out = torch.where(trusted[:, None, None, None, None], out, args[0].unflatten(0, (B, Tf)))
+        return out
+
+    @torch.no_grad()
+    def latent_trust(self, present: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """``(B,) float32``: the geometric IoU (occupied vs free) of the tokenizer's
+        reconstruction of the present frame from its latent against the present frame,
+        a measure of how familiar the scene is to the tokenizer (about 0.95 on the
+        synthetic scenes it was trained on).
+
+        Args:
+            present: ``(B, X, Y, Z) uint8``.
+            latent: ``(B, C, H, W)`` its scaled latent.
+        """
+        recon = self.decode(latent[:, None])[:, 0]  # (B, X, Y, Z)
+        free = self.grid.free_label
+        a, b = present != free, recon != free
+        inter = (a & b).flatten(1).sum(1).float()
+        union = (a | b).flatten(1).sum(1).float().clamp(min=1)
+        return inter / union
 
     @torch.no_grad()
     def rollout(self, past_occ: torch.Tensor, traj: torch.Tensor, num_future: int,

@@ -363,3 +363,21 @@ def test_residual_training_learns_the_change():
         loss.backward()
         opt.step()
     assert float(loss.detach()) < 0.5 * first
+
+
+def test_untrusted_latents_keep_the_base():
+    """A present frame the tokenizer cannot reconstruct (trust below the threshold)
+    gets the base (the warp here: nothing moves) even with the gate wide open."""
+    torch.manual_seed(0)
+    batch = toy_batch(2, torch.Generator().manual_seed(5))
+    past, traj = batch['occ'][:, :P], batch['traj']
+    for min_iou, expect_warp in ((None, False), (1.01, True)):
+        model = build(trust_min_iou=min_iou).eval()
+        torch.nn.init.constant_(model.residual.gate.bias, 10.0)
+        torch.nn.init.constant_(model.residual.column[-1].bias, 0.0)
+        model.residual.column[-1].bias.data.view(Z, 18)[:, 4] = 5.0  # car everywhere
+        pred = model.forecast(past, traj)
+        want = torch.stack([warp_static(past[b, -1], traj[b, P:], TOY_GRID) for b in range(2)])
+        assert torch.equal(pred, want) == expect_warp
+    trust = model.latent_trust(past[:, -1], model.encode(past[:, -1:])[:, 0])
+    assert trust.shape == (2,) and ((trust >= 0) & (trust <= 1)).all()
