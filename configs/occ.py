@@ -16,8 +16,8 @@ model = dict(
     residual=dict(width=32, gate_threshold=0.5),
     cache_latents=True,  # encode each training frame once (per flip), not on every step
     # A scene the synthetic-trained tokenizer reconstructs with a geometric IoU under 0.8
-    # (its synthetic training frames: 0.93-0.97; real nuScenes LiDAR occupancy: 0.30) gets
-    # no latent-based change, only the warp with moving agents carried on.
+    # (its synthetic training frames: 0.93-0.97; real nuScenes LiDAR occupancy: 0.30) is
+    # forecast by the warp baseline: no latent-based change, no agent motion.
     trust_min_iou=0.8,
     num_past={{_base_.num_past}},
     num_future={{_base_.num_future}},

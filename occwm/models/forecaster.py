@@ -142,8 +142,9 @@ class OccForecaster(BaseModel):
         trust_min_iou: with the residual decoder, a window whose present frame the
             tokenizer reconstructs with a geometric IoU below this (``latent_trust``: the
             scene is unlike those it was trained on, e.g. real LiDAR occupancy for a
-            synthetic-trained tokenizer) gets no latent-based change: its forecast is the
-            base (the warp with moving agents carried on). ``None``: always trust.
+            synthetic-trained tokenizer) gets neither latent-based changes nor agent motion
+            (whose tracker was tuned on the same training scenes): its forecast is the
+            warp baseline. ``None``: always trust.
         predict_samples: ``K``; with ``K > 1``, ``mode='predict'`` also returns
             ``pred_samples`` ``(K, T_f, X, Y, Z)``: ``K`` futures of the same past drawn
             with different noise (the first one is ``pred_occ``), for
@@ -443,9 +444,12 @@ class OccForecaster(BaseModel):
             return self.decode(z)  # (B, T_f, X, Y, Z)
         args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj)
         out = self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
-        if self.trust_min_iou is not None:  # latents of an unfamiliar scene: keep the base
+        if self.trust_min_iou is not None:  # an unfamiliar scene: the warp baseline
             trusted = self.latent_trust(past_occ[:, -1].to(device), context[:, -1]) >= self.trust_min_iou
-            out = torch.where(trusted[:, None, None, None, None], out, args[0].unflatten(0, (B, Tf)))
+            if not trusted.all():
+                plain, _ = warp_planar(past_occ[:, -1].to(device), traj[:, P:], self.grid,
+                                       fill=self.grid.free_label)  # (B, T_f, X, Y, Z)
+                out = torch.where(trusted[:, None, None, None, None], out, plain)
         return out
 
     @torch.no_grad()

@@ -367,7 +367,7 @@ def test_residual_training_learns_the_change():
 
 def test_untrusted_latents_keep_the_base():
     """A present frame the tokenizer cannot reconstruct (trust below the threshold)
-    gets the base (the warp here: nothing moves) even with the gate wide open."""
+    gets the warp baseline even with the gate wide open."""
     torch.manual_seed(0)
     batch = toy_batch(2, torch.Generator().manual_seed(5))
     past, traj = batch['occ'][:, :P], batch['traj']
