@@ -77,9 +77,7 @@ def _centroids(lab: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
         return np.zeros((0, 2)), np.zeros(0)
     idx = np.arange(1, n + 1)
     area = ndimage.sum_labels(np.ones_like(lab), lab, idx)
-    cx = ndimage.sum_labels(np.indices(lab.shape)[0], lab, idx) / area
-    cy = ndimage.sum_labels(np.indices(lab.shape)[1], lab, idx) / area
-    return np.stack([cx, cy], 1), area
+    return np.asarray(ndimage.center_of_mass(lab > 0, lab, idx), dtype=np.float64).reshape(n, 2), area
 
 
 def _match(ca: np.ndarray, aa: np.ndarray, cb: np.ndarray, ab: np.ndarray, max_dist: float,

@@ -62,8 +62,8 @@ def agreement_counts(samples: torch.Tensor, warped: Optional[torch.Tensor],
             raise ValueError(f'warped present {tuple(warped.shape)} != samples {tuple(samples.shape[1:])}')
         dynamic |= mov[warped.long()]
     agree = (labels == labels[:1]).all(0)  # (T_f, X, Y, Z)
-    dyn, sta = dynamic, occupied & ~dynamic
-    out = torch.stack([dyn.flatten(1).sum(1), (dyn & agree).flatten(1).sum(1),
+    sta = occupied & ~dynamic
+    out = torch.stack([dynamic.flatten(1).sum(1), (dynamic & agree).flatten(1).sum(1),
                        sta.flatten(1).sum(1), (sta & agree).flatten(1).sum(1)], 1)  # (T_f, 4)
     return out.numpy().astype(np.int64)
 

@@ -206,7 +206,6 @@ class OccForecaster(BaseModel):
         self.decode_present = decode_present
         if decoder not in ('residual', 'tokenizer'):
             raise ValueError(f"decoder must be 'residual' or 'tokenizer', got {decoder!r}")
-        self.decoder = decoder
         self.grid = getattr(self.tokenizer, 'grid', DEFAULT_GRID)
         self.residual = None
         if decoder == 'residual':
