@@ -11,7 +11,17 @@ where it was. Here, before that warp, each agent is displaced along its own moti
 3. agents of the same class are matched between consecutive frames by their centroids
    (``scipy.optimize.linear_sum_assignment`` on the distance, at most
    ``max_speed * FRAME_DT`` apart, footprint areas within a factor ``max_area_ratio``);
-4. an agent tracked back through at least 3 frames whose displacements agree (each
+4. the displacement between two matched footprints is found by block matching, as a
+   video codec's motion estimation does: the shift that overlaps the two footprints
+   most (the mode of all pairwise cell differences, ties to the centroid shift), refined
+   to sub-voxel by a parabola through the overlap counts beside the peak. A centroid
+   moves whenever a footprint changes shape (a part occluded, merged or cut by the grid
+   edge); the overlap follows the part that is seen in both frames. Chosen on the
+   synthetic *training* scenes (agent motion alone, mIoU / dynamic mIoU at 1 s, 2 s, 3 s:
+   centroids 79.45 / 75.01, 71.61 / 64.38, 65.73 / 58.11; block matching 79.46 / 75.03,
+   71.84 / 64.88, 65.90 / 58.49; ties to the zero shift instead 79.23 / 74.53,
+   70.93 / 62.94, 65.00 / 56.56);
+5. an agent tracked back through at least 3 frames whose displacements agree (each
    within ``tolerance`` m of the next) moves on at their mean per frame (constant
    velocity); every other agent stays (the warp).
 
@@ -78,6 +88,38 @@ def _centroids(lab: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
     idx = np.arange(1, n + 1)
     area = ndimage.sum_labels(np.ones_like(lab), lab, idx)
     return np.asarray(ndimage.center_of_mass(lab > 0, lab, idx), dtype=np.float64).reshape(n, 2), area
+
+
+def block_shift(a: np.ndarray, b: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """The shift ``s`` that overlaps footprint ``b`` moved by ``s`` with footprint ``a`` most.
+
+    Args:
+        a, b: ``(M, 2)`` / ``(M', 2) int64`` BEV cells (x, y) of one agent in two frames
+            of one ego frame (``a`` the newer).
+        guess: ``(2,)`` voxels, the centroid shift: where the overlap cannot tell (equal
+            overlaps, e.g. a footprint cut by the grid edge sliding along itself, the
+            aperture problem), the tied shift closest to it.
+
+    Returns:
+        ``(2,) float64`` voxels: the best integer shift (the mode of all pairwise cell
+        differences ``a_i - b_j``), refined along x and y by a parabola through the
+        overlap counts of the shifts beside it.
+    """
+    d = (a[:, None, :] - b[None, :, :]).reshape(-1, 2)  # (M * M', 2) all pairwise shifts
+    keys, counts = np.unique(d, axis=0, return_counts=True)
+    top = keys[counts == counts.max()]
+    best = top[np.argmin(np.linalg.norm(top - guess, axis=1))]
+    overlap = {tuple(k): c for k, c in zip(keys.tolist(), counts.tolist())}
+    peak = overlap[tuple(best.tolist())]
+    shift = best.astype(np.float64)
+    for axis in range(2):  # parabolic sub-voxel refinement
+        step = np.eye(2, dtype=np.int64)[axis]
+        lo = overlap.get(tuple((best - step).tolist()), 0)
+        hi = overlap.get(tuple((best + step).tolist()), 0)
+        curv = lo - 2 * peak + hi
+        if curv < 0:
+            shift[axis] += 0.5 * (lo - hi) / curv
+    return shift
 
 
 def _match(ca: np.ndarray, aa: np.ndarray, cb: np.ndarray, ab: np.ndarray, max_dist: float,
@@ -150,7 +192,9 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
             if len(chain) < 3:
                 continue
             pos = np.stack([cents[h][0][k] for h, k in enumerate(chain)])  # (L, 2), present first
-            disp = pos[:-1] - pos[1:]  # (L - 1, 2) voxels per frame, newest first
+            cells = [np.argwhere(labs[h][0] == k + 1) for h, k in enumerate(chain)]  # (M_h, 2)
+            disp = np.stack([block_shift(cells[h], cells[h + 1], pos[h] - pos[h + 1])
+                             for h in range(len(chain) - 1)])  # (L - 1, 2) voxels per frame, newest first
             if np.any(np.linalg.norm(disp[:-1] - disp[1:], axis=1) * vox > tolerance):
                 continue
             shift = disp.mean(0)
@@ -160,8 +204,7 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
             turn = 0.0
             if max_turn > 0 and np.linalg.norm(disp, axis=1).min() * vox / FRAME_DT >= min_turn_speed:
                 turn = float(np.clip(np.angle(complex(*disp[0]) / complex(*disp[1])), -max_turn, max_turn))
-            cells = np.argwhere(labs[0][0] == i + 1)  # (M, 2)
-            agents.append(MovingAgent(label=int(c), footprint=cells, shift=shift.astype(np.float64),
+            agents.append(MovingAgent(label=int(c), footprint=cells[0], shift=shift.astype(np.float64),
                                       turn=turn, center=cents[0][0][i]))
     return agents
 

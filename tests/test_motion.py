@@ -3,7 +3,7 @@ import numpy as np
 
 from occwm.evaluation.baselines import warp_static
 from occwm.grid import OccGrid
-from occwm.motion import motion_warp, move_agents, track_agents
+from occwm.motion import block_shift, motion_warp, move_agents, track_agents
 
 FREE, CAR, ROAD, PED = 17, 4, 11, 7
 GRID = OccGrid(point_cloud_range=(-8.0, -8.0, -1.0, 8.0, 8.0, 0.6), voxel_size=0.4)  # 40 x 40 x 4
@@ -75,3 +75,19 @@ def test_move_agents_lifts_before_pasting():
     expect[expect == CAR] = FREE
     expect[14:18, 10:12, 1:3] = CAR  # 12 + 2
     np.testing.assert_array_equal(moved, expect)
+
+
+def test_block_shift_follows_the_part_seen_in_both_frames():
+    rect = np.argwhere(np.ones((6, 3), bool))  # (18, 2) cells
+    np.testing.assert_allclose(block_shift(rect + [3, -2], rect, np.zeros(2)), [3.0, -2.0])
+    # The older footprint has a fragment beside it (e.g. a neighbour merged into the
+    # component): the centroid shift is 3.125 cells, the overlap says 2.
+    older = np.concatenate([rect, [[-1, 0], [-2, 0], [-3, 0], [-1, 1], [-2, 1], [-3, 1]]])
+    newer = rect + [2, 0]
+    guess = newer.mean(0) - older.mean(0)
+    assert abs(guess[0] - 3.125) < 1e-9
+    np.testing.assert_allclose(block_shift(newer, older, guess), [2.0, 0.0], atol=0.25)
+    # Equal overlaps (a footprint sliding along itself): the tie closest to the guess.
+    cut = rect[rect[:, 0] < 3]
+    assert block_shift(rect, cut, np.array([2.2, 0.0]))[0] == 2.0
+
