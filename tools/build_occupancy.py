@@ -1,16 +1,28 @@
-"""Build Occ3D-layout occupancy ground truth from a real nuScenes LiDAR sequence.
+"""Build Occ3D-layout occupancy ground truth from real LiDAR sequences.
 
-Example::
+Frame format (bring your own LiDAR; ``occwm/occupancy/frames.py`` documents it:
+``SRC/frames/000000.npz, ...`` with points, labels, lidar2ego, ego2global, timestamp and
+optional ego-frame boxes, plus an optional ``SRC/scene.json`` with the scene name and
+cameras)::
+
+    python tools/build_occupancy.py --format frames SRC OUT --report
+
+The nuscenes_seq11 layout (``pc_seman/ bbox/ pose/ calib/``; read through the frame
+format in memory, ``tools/convert_seq11.py`` writes it as frames)::
 
     python tools/build_occupancy.py ../shared/data/nuscenes_seq11 outputs/occ_seq11 --report
 
-writes ``OUT_DIR/gts/<scene>/<token>/labels.npz`` per frame and ``OUT_DIR/<scene>_infos.pkl``
-(OccWorld layout). The method is described in ``occwm/occupancy/builder.py``.
+``--format auto`` (the default) tells the two apart by the ``frames/`` or ``pc_seman/``
+folder. Both write ``OUT_DIR/gts/<scene>/<token>/labels.npz`` per frame and
+``OUT_DIR/<scene>_infos.pkl`` (OccWorld layout); frame-format tokens are derived from the
+scene name and the frame index (``frames.frame_token``), seq11 tokens are the nuScenes
+ones. The method is described in ``occwm/occupancy/builder.py``.
 Visibility: ``--ray-cast all`` (default) casts LiDAR rays from every aggregated scan
-(``mask_lidar``); ``--cam-calib PKL`` adds ``mask_camera`` from six camera calibrations
-taken from an info pkl (mmdet3d-1.x or OccWorld; calibrations of another log of the same
-vehicle are an approximation), else ``mask_camera`` is all ones; ``--densify`` fills
-static surfaces by Poisson reconstruction (SurroundOcc)::
+(``mask_lidar``); ``mask_camera`` comes from the cameras of ``scene.json`` (frame format)
+or ``--cam-calib PKL`` (six camera calibrations taken from an info pkl, mmdet3d-1.x or
+OccWorld; calibrations of another log of the same vehicle are an approximation; it
+overrides ``scene.json``), else it is all ones; ``--densify`` fills static surfaces by
+Poisson reconstruction (SurroundOcc)::
 
     python tools/build_occupancy.py ../shared/data/nuscenes_seq11 outputs/occ_seq11 --report \
         --cam-calib ../shared/data/nuscenes_frame_cams/n015-2018-07-24-11-22-45+0800.pkl
@@ -29,6 +41,9 @@ PKL`` overrides them with the calibrations of an info pkl, ``--no-camera-mask`` 
 camera rays (faster, mask_camera all ones). A database without camera channels (e.g.
 LiDAR only) gives mask_camera all ones, with a printed note and a line in the info pkl
 metadata (``mask_camera``).
+
+Bad input stops with one line naming the file and the field, e.g.
+``error: SRC/frames/000003.npz: lidar2ego: rotation not orthonormal (...)``.
 """
 import argparse
 import os
@@ -38,6 +53,7 @@ from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.io import shared_data_dir
 from occwm.occupancy.builder import (
     RAY_CAST_MODES,
+    SOURCE_FORMATS,
     build_scene,
     format_report,
     occupancy_report,
@@ -52,11 +68,17 @@ OCC3D_REFERENCE = os.path.join(shared_data_dir(), 'occ3d_sample', '29796060110c4
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('src_dir', nargs='?', help='folder mode: a folder in the layout of '
-                                              'nuscenes_seq11 (pc_seman/, bbox/, pose/, calib/)')
+    p.add_argument('src_dir', nargs='?', help='folder mode: a folder in the frame format '
+                                              '(frames/NNNNNN.npz, scene.json) or in the '
+                                              'layout of nuscenes_seq11 (pc_seman/, bbox/, '
+                                              'pose/, calib/)')
     p.add_argument('out_dir', nargs='?', help='output data root '
                                               '(gts/<scene>/<token>/labels.npz and the info pkl)')
     p.add_argument('--out', help='output data root (the same as OUT_DIR; needed in root mode)')
+    p.add_argument('--format', choices=('auto',) + SOURCE_FORMATS, default='auto',
+                   help='folder mode: the layout of SRC_DIR: frames (occwm/occupancy/frames.py), '
+                        'seq11 (nuscenes_seq11) or auto (default: by its frames/ or pc_seman/ '
+                        'folder)')
     root = p.add_argument_group('root mode (instead of SRC_DIR)')
     root.add_argument('--nusc-root', help='nuScenes root with <version>/*.json, '
                                           'samples/LIDAR_TOP/ and lidarseg/<version>/')
@@ -66,7 +88,8 @@ def parse_args(argv=None):
                       help='skip keyframes whose scan or lidarseg labels are missing, with a '
                            'warning (default: stop with an error naming the file)')
     p.add_argument('--scene-name',
-                   help='scene key (default: from the folder name, e.g. nuscenes_seq11)')
+                   help="scene key (default: scene.json's scene_name in the frame format, "
+                        'else from the folder name, e.g. nuscenes_seq11)')
     p.add_argument('--info-name', help='info pkl file name (default: <scene>_infos.pkl; root '
                                        'mode: nuscenes_occ_infos_<version>.pkl)')
     p.add_argument('--grid', nargs=7, type=float,
@@ -81,11 +104,12 @@ def parse_args(argv=None):
                    help='camera calibrations for mask_camera: an mmdet3d-1.x info pkl '
                         "(data_list[i]['images']) or an OccWorld / occwm info pkl "
                         "(infos[...]['cams']); from another log of the same vehicle family "
-                        'this is an approximation. Default: folder mode mask_camera all ones; '
-                        "root mode: the database's own camera calibrations (this overrides them)")
+                        'this is an approximation. Default: the cameras of scene.json in the '
+                        'frame format, mask_camera all ones for seq11; root mode: the '
+                        "database's own camera calibrations (this overrides them)")
     p.add_argument('--no-camera-mask', action='store_true',
-                   help='no camera rays: mask_camera all ones (faster; in root mode the '
-                        "database's camera calibrations are not used)")
+                   help='no camera rays: mask_camera all ones (faster; the cameras of '
+                        "scene.json or, in root mode, of the database are not used)")
     p.add_argument('--cam-index', type=int, default=0,
                    help='which frame of --cam-calib to take the calibrations from (default 0)')
     p.add_argument('--cam-stride', type=int, default=8,
@@ -114,6 +138,8 @@ def _check_mode(args):
     if not args.nusc_root and not args.src_dir:
         sys.exit('error: give SRC_DIR OUT_DIR (folder mode) or --nusc-root ROOT --out OUT_DIR '
                  '(root mode); see --help')
+    if args.nusc_root and args.format != 'auto':
+        sys.exit('error: --format is for folder mode (SRC_DIR)')
     if not args.nusc_root and (args.version or args.scenes or args.skip_missing):
         sys.exit('error: --version, --scenes and --skip-missing need --nusc-root')
     if args.nusc_root and args.scene_name:
@@ -136,7 +162,7 @@ def _root_mode(args, out, grid, cams):
                                        cams=cams, cam_stride=args.cam_stride,
                                        build_options=dict(densify=args.densify))
     except (FileNotFoundError, ValueError, KeyError) as e:
-        sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e}\n(root mode needs '
+        sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e} (root mode needs '
                  f'nuScenes with nuScenes-lidarseg: <root>/<version>/*.json, samples/LIDAR_TOP/, '
                  f'lidarseg/<version>/; --skip-missing skips keyframes with missing files, '
                  f'--no-camera-mask the camera calibrations)')
@@ -178,17 +204,17 @@ def main(argv=None):
     try:
         result = build_scene(args.src_dir, out, scene_name=args.scene_name,
                              info_name=args.info_name, grid=grid,
-                             ray_cast='none' if args.no_ray_cast else args.ray_cast, cams=cams,
+                             ray_cast='none' if args.no_ray_cast else args.ray_cast,
+                             cams=None if args.no_camera_mask else cams or 'source',
                              densify=args.densify, cam_stride=args.cam_stride,
-                             progress=not args.quiet)
+                             progress=not args.quiet, fmt=args.format)
     except (FileNotFoundError, ValueError) as e:
-        sys.exit(f'error: {e}\n(check the source folder against ../shared/data/README.md, '
-                 f'section nuscenes_seq11)')
+        sys.exit(' '.join(f'error: {e}'.split()))                       # one line
     n = len(result['label_paths'])
-    print(f"built {n} frames of scene {result['scene_name']} in {result['seconds']:.1f} s "
-          f"({result['seconds'] / max(n, 1):.2f} s per frame; ray cast "
-          f"{'none' if args.no_ray_cast else args.ray_cast}, cameras "
-          f"{len(cams) if cams else 0}, densify {args.densify})")
+    print(f"built {n} frames of scene {result['scene_name']} ({result['format']} format) in "
+          f"{result['seconds']:.1f} s ({result['seconds'] / max(n, 1):.2f} s per frame; ray "
+          f"cast {'none' if args.no_ray_cast else args.ray_cast}, densify {args.densify})")
+    print(f"mask_camera: {result['mask_camera']}")
     print(f"occupancy: {os.path.join(out, 'gts', result['scene_name'])} ({n} labels.npz)")
     print(f"info pkl:  {result['info_path']}")
     if args.report:

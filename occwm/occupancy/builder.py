@@ -1,14 +1,30 @@
-"""Occupancy ground truth from real nuScenes LiDAR (the SurroundOcc / Occ3D recipe, thin).
+"""Occupancy ground truth from real LiDAR (the SurroundOcc / Occ3D recipe, thin).
 
-Input: a folder in the layout of ``../shared/data/nuscenes_seq11`` (see its README),
-one file per frame ``K = 0..L-1``::
+Input: a time-ordered sequence of ``SourceFrame`` records (``occwm.occupancy.frames``):
+per frame the LiDAR points ``(N, 3)`` with Occ3D labels 0..16 (255 = ignore),
+``lidar2ego``, ``ego2global``, a timestamp, and tracked boxes in the EGO frame
+``(x, y, z_center, length, width, height, yaw)`` with persistent track ids. Three readers
+give them, so every input goes through the same method:
+
+* the frame format (``frames.load_frames``; ``tools/build_occupancy.py --format frames``),
+  the documented way to bring your own LiDAR;
+* the ``nuscenes_seq11`` layout (``load_source``: read through the frame format in memory;
+  ``tools/convert_seq11.py`` writes it as frames), one file per frame ``K = 0..L-1``::
 
     pc_seman/pc_seman_K.npy               (N, 4) float   x, y, z (LiDAR frame, metres), label 0..16
-    bbox/bboxK.npy                        (M, 7) float   x, y, z_bottom, dx, dy, dz, yaw (LiDAR)
+    bbox/bboxK.npy                        (M, 7) float   x, y, z_bottom, w, l, h, heading + pi / 2
+                                                         (LiDAR frame; SurroundOcc, see the README
+                                                         of ../shared/data)
     bbox/boxes_tokenK.npy                 (M,)   str     nuScenes instance tokens (persistent)
     bbox/object_categoryK.npy             (M,)   int     class ids 0..16
     pose/lidar_ego_poseK.npy              pickled dict   nuScenes ego_pose record (ego -> global)
     calib/lidar_calibrated_sensorK.npy    pickled dict   LIDAR_TOP calibrated_sensor (LiDAR -> ego)
+
+  its boxes become ``(x, y, z_bottom, l, w, h, heading)`` and move into the ego frame with
+  ``frames.lidar_boxes_to_ego`` (upright there; this LiDAR is tilted by about 1.4 degrees
+  against the ego, which moves box corners by centimetres); the frame token is the
+  ego_pose token;
+* a nuScenes root (``occwm.occupancy.nuscenes``, root mode).
 
 Output (``occwm.io``): one Occ3D ``labels.npz`` per frame and an OccWorld-style
 info pkl; statistics in ``occwm.occupancy.report`` (re-exported here). The method, per
@@ -16,29 +32,32 @@ frame ``k`` of the sequence:
 
 1. every scan goes LiDAR -> ego with its ``lidar2ego``; label-0 returns within
    ``NEAR_SENSOR_M`` of the sensor and returns on the ego body (``EGO_BODY``) are dropped;
-2. points inside a tracked box that are not ground / background stuff (labels 11..16)
-   belong to that box's instance; the rest are static;
+   ignored points (label 255) only cast rays of their own scan (step 6);
+2. points inside a tracked box (ego frame) that are not ground / background stuff
+   (labels 11..16) belong to that box's track; the rest are static;
 3. the static points of *all* frames are moved into frame ``k``'s ego frame with the
    planar ego poses (x, y, yaw: full SE(3) tilts the road, see ``occwm.geometry``);
    dynamic-class points outside every box stay in their own frame only (an
    unannotated mover must not be smeared);
-4. each instance's points of all frames, in box-local coordinates, are placed into
-   every frame where its box exists (moving objects densified, not smeared);
+4. each track's points of all frames, in box-local coordinates (origin at the box
+   centre, x along yaw), are placed into every frame where its box exists (moving
+   objects densified, not smeared);
 5. voxelisation with the majority label per voxel; with ``densify``, free voxels on the
    Poisson surface of the static points of the whole sequence (reconstructed once, in
    the planar frame of frame 0) are filled (``occwm.occupancy.densify``, SurroundOcc);
 6. ``mask_lidar`` (``occwm.occupancy.visibility``, Occ3D LiDAR visibility, exact 3D DDA):
    ``ray_cast='all'``: every scan j casts rays from its own sensor origin (its
    ``lidar2ego`` translation moved into frame k with the planar poses) to its static
-   points, and scan k also to its object and unboxed-mover points (other scans' moving
-   objects were elsewhere at their time); ``'own'``: scan k's rays only; ``'none'``:
-   the occupied voxels. Occupied voxels that no ray crosses (carried object points,
-   densified surfaces) keep their label and stay unobserved, as in Occ3D;
-7. ``mask_camera``: with cameras, the voxels seen through the image pixels of some
-   camera up to the first occupied voxel (``visibility.camera_visibility``) *and*
-   observed in ``mask_lidar`` (Occ3D's masks satisfy ``mask_camera <= mask_lidar``);
-   all ones when no cameras are given. Calibrations taken from another log of the same
-   vehicle family (``--cam-calib``) are an approximation.
+   points, and scan k also to its object, unboxed-mover and ignored points (other scans'
+   moving objects were elsewhere at their time); ``'own'``: scan k's rays only;
+   ``'none'``: the occupied voxels. Occupied voxels that no ray crosses (carried object
+   points, densified surfaces) keep their label and stay unobserved, as in Occ3D;
+7. ``mask_camera``: with cameras (fixed, or a calibration per frame), the voxels seen
+   through the image pixels of some camera up to the first occupied voxel
+   (``visibility.camera_visibility``) *and* observed in ``mask_lidar`` (Occ3D's masks
+   satisfy ``mask_camera <= mask_lidar``); all ones when no cameras are given.
+   Calibrations taken from another log of the same vehicle family (``--cam-calib``) are
+   an approximation.
 """
 from __future__ import annotations
 
@@ -46,16 +65,20 @@ import glob
 import os
 import re
 import time
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+from pyquaternion import Quaternion
 
 from occwm.infos.fields import add_trajectories, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
-from occwm.geometry import apply_se2, planar, pose_matrix, transform_points
+from occwm.geometry import apply_se2, planar, transform_points, pose_matrix, wrap_angle
+from occwm.occupancy.frames import (NUM_CLASSES, RIGID_TOL, SourceFrame, check_time_order,
+                                   folder_scene_name, lidar_boxes_to_ego, load_frames,
+                                   load_scene_json, to_source_frame)
 from occwm.occupancy.report import (OCC3D_NONFREE_FRACTION, format_report,  # noqa: F401
                                    occupancy_report, static_iou)
+from occwm.occupancy.visibility import CameraCalib
 from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, STUFF_CLASSES, OccGrid
 
 NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor are invalid
@@ -64,38 +87,15 @@ NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor ar
 # mirrors, roof rack and calibration (x_min, y_min, z_min, x_max, y_max, z_max) metres, ego
 # frame. z_min > 0 keeps the road.
 EGO_BODY = (-1.2, -1.1, 0.1, 3.4, 1.1, 2.2)
-NUM_LABELS = 17                            # semantic labels 0..16 in the source scans
+SOURCE_FORMATS = ('frames', 'seq11')
 
-SOURCE_FILES = {  # key -> path pattern relative to the source folder
+SOURCE_FILES = {  # key -> path pattern relative to a nuscenes_seq11 folder
     'pc_seman': 'pc_seman/pc_seman_{k}.npy', 'bbox': 'bbox/bbox{k}.npy',
     'boxes_token': 'bbox/boxes_token{k}.npy', 'object_category': 'bbox/object_category{k}.npy',
     'pose': 'pose/lidar_ego_pose{k}.npy', 'calib': 'calib/lidar_calibrated_sensor{k}.npy'}
 
 
-@dataclass
-class SourceFrame:
-    """One LiDAR keyframe as read from the source folder.
-
-    points ``(N, 3) float64`` LiDAR frame metres; labels ``(N,) int64`` 0..16;
-    boxes ``(M, 7) float64`` (x, y, z_bottom, dx, dy, dz, yaw) LiDAR frame;
-    box_tokens ``(M,) str``; box_labels ``(M,) int64``; ego2global / lidar2ego
-    ``(4, 4) float64``; the raw pose records are kept for the info pkl.
-    """
-    index: int
-    token: str
-    timestamp: int
-    points: np.ndarray
-    labels: np.ndarray
-    boxes: np.ndarray
-    box_tokens: np.ndarray
-    box_labels: np.ndarray
-    ego_pose: dict
-    calib: dict
-    ego2global: np.ndarray
-    lidar2ego: np.ndarray
-
-
-# ----------------------------------------------------------------------------- reading
+# ----------------------------------------------------------------------------- nuscenes_seq11
 def _load(path: str, record: bool = False):
     """An array (plain or object, e.g. tokens) or, with ``record``, a pickled dict."""
     if not os.path.isfile(path):
@@ -122,7 +122,7 @@ def _pose_record(path: str, rec, need_time: bool) -> np.ndarray:
     return pose_matrix(t, q / np.linalg.norm(q))
 
 
-def frame_indices(src_dir: str) -> List[int]:
+def seq11_indices(src_dir: str) -> List[int]:
     """Sorted frame indices ``K`` of ``pc_seman/pc_seman_K.npy`` in ``src_dir``."""
     pattern = os.path.join(src_dir, 'pc_seman', 'pc_seman_*.npy')
     found = sorted(int(m.group(1)) for p in glob.glob(pattern)
@@ -133,8 +133,17 @@ def frame_indices(src_dir: str) -> List[int]:
     return found
 
 
-def load_source_frame(src_dir: str, k: int) -> SourceFrame:
-    """Read and check frame ``k``; errors name the file and the fault."""
+def read_seq11_frame(src_dir: str, k: int) -> dict:
+    """Frame ``k`` of a ``nuscenes_seq11`` folder in the frame format (module docstring).
+
+    Returns:
+        dict with the fields of ``frames.write_frame`` (``timestamp`` in seconds, boxes
+        ``(M, 7)`` in the ego frame) plus ``token`` (the ego_pose token) and the raw
+        nuScenes records ``ego_pose`` and ``calib``.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file and the fault.
+    """
     p = {key: os.path.join(src_dir, pat.format(k=k)) for key, pat in SOURCE_FILES.items()}
     pc = np.asarray(_load(p['pc_seman']), np.float64)
     if pc.ndim != 2 or pc.shape[1] < 4:
@@ -142,13 +151,13 @@ def load_source_frame(src_dir: str, k: int) -> SourceFrame:
     if not np.all(np.isfinite(pc[:, :4])):
         raise ValueError(f"{p['pc_seman']}: non-finite coordinates or labels")
     labels = pc[:, 3].astype(np.int64)
-    if np.any(labels != pc[:, 3]) or np.any((labels < 0) | (labels >= NUM_LABELS)):
-        raise ValueError(f"{p['pc_seman']}: labels must be integers 0..{NUM_LABELS - 1}")
+    if np.any(labels != pc[:, 3]) or np.any((labels < 0) | (labels >= NUM_CLASSES)):
+        raise ValueError(f"{p['pc_seman']}: labels must be integers 0..{NUM_CLASSES - 1}")
     boxes = np.asarray(_load(p['bbox']), np.float64)
     boxes = boxes.reshape(0, 7) if boxes.size == 0 else boxes
     if boxes.ndim != 2 or boxes.shape[1] != 7 or not np.all(np.isfinite(boxes)):
         raise ValueError(f"{p['bbox']}: expected finite (M, 7) boxes "
-                         f"(x, y, z_bottom, dx, dy, dz, yaw), got shape {boxes.shape}")
+                         f"(x, y, z_bottom, w, l, h, heading + pi / 2), got shape {boxes.shape}")
     tokens = np.asarray(_load(p['boxes_token'])).astype(str).reshape(-1)
     cats = np.asarray(_load(p['object_category'])).reshape(-1).astype(np.int64)
     for key, arr in (('boxes_token', tokens), ('object_category', cats)):
@@ -158,28 +167,49 @@ def load_source_frame(src_dir: str, k: int) -> SourceFrame:
     calib = _load(p['calib'], record=True)
     ego2global = _pose_record(p['pose'], pose, need_time=True)
     lidar2ego = _pose_record(p['calib'], calib, need_time=False)
-    return SourceFrame(index=k, token=str(pose.get('sample_token', pose['token'])),
-                       timestamp=int(pose['timestamp']), points=pc[:, :3].copy(), labels=labels,
-                       boxes=boxes, box_tokens=tokens, box_labels=cats, ego_pose=pose,
-                       calib=calib, ego2global=ego2global, lidar2ego=lidar2ego)
+    lidar_boxes = boxes[:, [0, 1, 2, 4, 3, 5, 6]]                      # (M, 7) l along heading
+    lidar_boxes[:, 6] = wrap_angle(boxes[:, 6] - np.pi / 2)
+    return dict(points=pc[:, :3], labels=labels, lidar2ego=lidar2ego, ego2global=ego2global,
+                timestamp=int(pose['timestamp']) / 1e6,
+                boxes=lidar_boxes_to_ego(lidar_boxes, lidar2ego), box_ids=tokens,
+                box_labels=cats, token=str(pose.get('sample_token', pose['token'])),
+                ego_pose=pose, calib=calib)
 
 
 def load_source(src_dir: str) -> List[SourceFrame]:
-    """All frames of a source folder, in time order (timestamps must increase)."""
+    """All frames of a ``nuscenes_seq11`` folder, in time order (timestamps must
+    increase), read through the frame format in memory (``frames.to_source_frame``
+    checks and casts each one as ``frames.read_frame`` does)."""
     if not os.path.isdir(src_dir):
         raise FileNotFoundError(f'{src_dir}: source folder not found')
-    frames = [load_source_frame(src_dir, k) for k in frame_indices(src_dir)]
-    for a, b in zip(frames, frames[1:]):
-        if b.timestamp <= a.timestamp:
-            raise ValueError(f'{src_dir}: timestamp of frame {b.index} ({b.timestamp}) is not '
-                             f'after frame {a.index} ({a.timestamp})')
+    frames, names = [], []
+    for k in seq11_indices(src_dir):
+        f = read_seq11_frame(src_dir, k)
+        names.append(os.path.join(src_dir, SOURCE_FILES['pc_seman'].format(k=k)))
+        frames.append(to_source_frame(f, k, f['token'], names[-1], ego_pose=f['ego_pose'],
+                                      calib=f['calib']))
+    check_time_order(frames, names)
     return frames
+
+
+def source_format(src_dir: str) -> str:
+    """``'frames'`` (a ``frames/`` folder) or ``'seq11'`` (``pc_seman/``) for a source
+    folder. Raises ``FileNotFoundError`` when it is neither."""
+    if not os.path.isdir(src_dir):
+        raise FileNotFoundError(f'{src_dir}: source folder not found')
+    if os.path.isdir(os.path.join(src_dir, 'frames')):
+        return 'frames'
+    if os.path.isdir(os.path.join(src_dir, 'pc_seman')):
+        return 'seq11'
+    raise FileNotFoundError(f'{src_dir}: neither the frame format (frames/000000.npz, ...; '
+                            f'occwm/occupancy/frames.py) nor the nuscenes_seq11 layout '
+                            f'(pc_seman/, bbox/, pose/, calib/)')
 
 
 # ----------------------------------------------------------------------------- geometry
 def box_local(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` points to the frame of ``box`` ``(7,)`` (x, y, z_bottom, dx, dy, dz, yaw):
-    origin at its bottom centre, x along yaw."""
+    """``(N, 3)`` points to the frame of ``box`` ``(7,)`` (x, y, z_center, length, width,
+    height, yaw): origin at its centre, x along yaw."""
     local = apply_se2(points[:, :3], box[[0, 1, 6]], inverse=True)      # (N, 3), z unchanged
     local[:, 2] -= box[2]
     return local
@@ -196,9 +226,10 @@ def points_in_boxes(points: np.ndarray, boxes: np.ndarray, chunk: int = 8192) ->
     """Index of the first box holding each point, or -1.
 
     Args:
-        points: ``(N, 3+)`` metres; boxes: ``(M, 7)`` (x, y, z_bottom, dx, dy, dz, yaw), same frame.
-        A point p is inside when ``q = R_z(-yaw)(p - (x, y, z_bottom))`` has
-        ``|q_x| <= dx/2``, ``|q_y| <= dy/2``, ``0 <= q_z <= dz``.
+        points: ``(N, 3+)`` metres; boxes: ``(M, 7)`` (x, y, z_center, length, width,
+        height, yaw), same frame (upright boxes). A point p is inside when
+        ``q = R_z(-yaw)(p - (x, y, z_center))`` has ``|q_x| <= length/2``,
+        ``|q_y| <= width/2``, ``|q_z| <= height/2``.
 
     Returns:
         ``(N,) int64``.
@@ -211,7 +242,7 @@ def points_in_boxes(points: np.ndarray, boxes: np.ndarray, chunk: int = 8192) ->
         q = apply_se2(points[i:i + chunk, None, :2], pose, inverse=True)  # (n, M, 2) box frames
         dz = points[i:i + chunk, None, 2] - boxes[None, :, 2]           # (n, M)
         inside = ((np.abs(q[..., 0]) <= boxes[:, 3] / 2) & (np.abs(q[..., 1]) <= boxes[:, 4] / 2)
-                  & (dz >= 0) & (dz <= boxes[:, 5]))                    # (n, M)
+                  & (np.abs(dz) <= boxes[:, 5] / 2))                    # (n, M)
         hit = inside.any(axis=1)
         out[i:i + chunk][hit] = inside[hit].argmax(axis=1)
     return out
@@ -241,23 +272,59 @@ def voxelize_majority(points: np.ndarray, labels: np.ndarray, grid: OccGrid = DE
 
 # ----------------------------------------------------------------------------- building
 def _split_frame(f: SourceFrame):
-    """Static ego-frame points + labels, instance points (box-local x, y, z, label per
-    token), own-frame-only points + labels, and all valid points (ego frame)."""
+    """Static ego-frame points + labels, track points (box-local x, y, z, label per
+    token), own-frame-only points + labels, and all valid points (ego frame; ignored
+    points too: they cast their scan's rays)."""
     keep = ~((f.labels == 0) & (np.linalg.norm(f.points, axis=1) < NEAR_SENSOR_M))
     ego = transform_points(f.lidar2ego, f.points)                          # (N, 3) ego frame
     body = np.all((ego >= EGO_BODY[:3]) & (ego <= EGO_BODY[3:]), axis=1)
     keep &= ~body
-    box_of = points_in_boxes(f.points, f.boxes)                           # LiDAR frame test
-    obj = keep & (box_of >= 0) & ~np.isin(f.labels, STUFF_CLASSES)
-    own = keep & ~obj & np.isin(f.labels, DYNAMIC_CLASSES)                # unboxed movers
-    static = keep & ~obj & ~own
+    labelled = keep & (f.labels < NUM_CLASSES)                            # not 255 (ignore)
+    box_of = points_in_boxes(ego, f.boxes)                                # ego frame test
+    obj = labelled & (box_of >= 0) & ~np.isin(f.labels, STUFF_CLASSES)
+    own = labelled & ~obj & np.isin(f.labels, DYNAMIC_CLASSES)            # unboxed movers
+    static = labelled & ~obj & ~own
     instances: Dict[str, List[np.ndarray]] = {}
     for b in np.unique(box_of[obj]):
         sel = obj & (box_of == b)
-        loc = box_local(f.points[sel], f.boxes[b])                        # (n, 3) box frame
+        loc = box_local(ego[sel], f.boxes[b])                             # (n, 3) box frame
         instances.setdefault(f.box_tokens[b], []).append(
             np.concatenate([loc, f.labels[sel, None].astype(np.float64)], axis=1))
     return (ego[static], f.labels[static]), instances, (ego[own], f.labels[own]), ego[keep]
+
+
+def cameras_per_frame(cams, num_frames: int) -> List[Optional[List[CameraCalib]]]:
+    """The cameras of each frame.
+
+    Args:
+        cams: ``None``; ``{name: CameraCalib}`` or a list of ``CameraCalib`` (the same
+            for every frame); ``{name: [CameraCalib, ...]}`` with one calibration per frame
+            (``frames.load_scene_json``; fixed and per-frame cameras may mix); or a list of
+            ``num_frames`` camera sets (dicts or lists).
+
+    Returns:
+        ``num_frames`` lists of ``CameraCalib`` (``None`` for a frame without cameras).
+
+    Raises:
+        ValueError: a per-frame list whose length is not ``num_frames``.
+    """
+    if not cams:
+        return [None] * num_frames
+    if isinstance(cams, Mapping):
+        out: List[List[CameraCalib]] = [[] for _ in range(num_frames)]
+        for name, cam in cams.items():
+            per = [cam] * num_frames if isinstance(cam, CameraCalib) else list(cam)
+            if len(per) != num_frames:
+                raise ValueError(f'camera {name}: {len(per)} calibrations for {num_frames} frames')
+            for frame_cams, c in zip(out, per):
+                frame_cams.append(c)
+        return out
+    cams = list(cams)
+    if all(isinstance(c, CameraCalib) for c in cams):
+        return [cams] * num_frames
+    if len(cams) != num_frames:
+        raise ValueError(f'{len(cams)} camera sets for {num_frames} frames')
+    return [list(c.values()) if isinstance(c, Mapping) else (list(c) or None) for c in cams]
 
 
 RAY_CAST_MODES = ('all', 'own', 'none')
@@ -302,8 +369,8 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
         ray_cast: ``'all'`` (rays of every aggregated scan), ``'own'`` (frame k's scan
             only) or ``'none'`` (mask_lidar = occupied voxels); ``True`` / ``False``
             mean ``'all'`` / ``'none'``.
-        cams: ``{name: visibility.CameraCalib}`` (or a list), the same for every frame;
-            ``None``: ``mask_camera`` is all ones.
+        cams: ``None`` (``mask_camera`` all ones) or cameras, fixed or per frame, in any
+            form of ``cameras_per_frame``.
         densify: fill free voxels on the Poisson surface of the static points.
         cam_stride: pixel step between camera rays.
 
@@ -313,11 +380,12 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
         / visible).
 
     Raises:
-        ValueError: an unknown ``ray_cast``.
+        ValueError: an unknown ``ray_cast``, per-frame cameras of the wrong length.
     """
     from tqdm import tqdm
     from occwm.occupancy.visibility import camera_visibility, lidar_visibility
     mode = _ray_cast_mode(ray_cast)
+    frame_cams = cameras_per_frame(cams, len(frames))
     split = [_split_frame(f) for f in frames]
     instances: Dict[str, np.ndarray] = {}
     for _, inst, _, _ in split:
@@ -342,10 +410,10 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
         static_pts, static_labs = np.concatenate(pts), np.concatenate(labs)
         pts.append(split[k][2][0])                                        # own-frame movers
         labs.append(split[k][2][1])
-        for b, tok in enumerate(f.box_tokens):                            # step 4: instances
+        for b, tok in enumerate(f.box_tokens):                            # step 4: tracks
             if tok in instances:
                 loc = instances[tok]
-                pts.append(transform_points(f.lidar2ego, box_global(loc, f.boxes[b])))
+                pts.append(box_global(loc, f.boxes[b]))                   # (n, 3) ego frame
                 labs.append(loc[:, 3].astype(np.int64))
         sem = voxelize_majority(np.concatenate(pts), np.concatenate(labs), grid)  # step 5
         if surface is not None:
@@ -356,8 +424,8 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
             mask = sem != grid.free_label
         else:
             mask = lidar_visibility(scans, grid)
-        cam = np.ones(grid.shape, bool) if cams is None else \
-            camera_visibility(sem, cams, grid, stride=cam_stride) & mask  # step 7
+        cam = np.ones(grid.shape, bool) if frame_cams[k] is None else \
+            camera_visibility(sem, frame_cams[k], grid, stride=cam_stride) & mask  # step 7
         out.append(dict(semantics=sem, mask_lidar=mask.astype(np.uint8),
                         mask_camera=cam.astype(np.uint8)))
     return out
@@ -365,37 +433,87 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
 
 def default_scene_name(src_dir: str) -> str:
     """``.../nuscenes_seq11`` -> ``nuscenes_seq11``; ``.../seq11`` -> ``nuscenes_seq11``."""
-    name = re.sub(r'[^A-Za-z0-9_.-]+', '_', os.path.basename(os.path.normpath(src_dir)))
+    name = folder_scene_name(src_dir)
     return name if name.startswith('nuscenes') else f'nuscenes_{name}'
+
+
+def _record_pose(record: Optional[dict], T: np.ndarray):
+    """Translation ``(3,)`` and w, x, y, z rotation ``(4,)`` of a pose: the raw record's
+    when the reader kept one, else from the matrix (w >= 0)."""
+    if record is not None:
+        return record['translation'], record['rotation']
+    q = Quaternion(matrix=T[:3, :3], atol=4 * RIGID_TOL, rtol=0).elements
+    return T[:3, 3].copy(), q if q[0] >= 0 else -q
 
 
 def frame_infos(frames: Sequence[SourceFrame], scene_name: str) -> List[dict]:
     """OccWorld frame_infos (``make_frame_info`` + ``add_trajectories``) of a sequence."""
-    infos = [make_frame_info(scene_name, f.token, f.timestamp, f.ego_pose['translation'],
-                             f.ego_pose['rotation'], f.calib['translation'], f.calib['rotation'])
+    infos = [make_frame_info(scene_name, f.token, f.timestamp,
+                             *_record_pose(f.ego_pose, f.ego2global),
+                             *_record_pose(f.calib, f.lidar2ego))
              for f in frames]
     return add_trajectories(infos)
 
 
+def read_source(src_dir: str, fmt: str = 'auto', scene_name: Optional[str] = None):
+    """Read a source folder: ``(frames, scene_name, cameras, fmt)``.
+
+    Args:
+        fmt: ``'frames'``, ``'seq11'`` or ``'auto'`` (``source_format``).
+        scene_name: overrides the source's (frame format: ``scene.json``, else the folder
+            name; seq11: ``default_scene_name``); frame-format tokens derive from it.
+
+    Returns:
+        ``SourceFrame`` list, the scene name, the source's cameras (``scene.json``'s,
+        ``{}`` for the seq11 layout) and the format (``'frames'`` or ``'seq11'``).
+    """
+    fmt = source_format(src_dir) if fmt == 'auto' else fmt
+    if fmt == 'seq11':
+        return load_source(src_dir), scene_name or default_scene_name(src_dir), {}, fmt
+    if fmt != 'frames':
+        raise ValueError(f"format must be 'auto' or one of {SOURCE_FORMATS}, got {fmt!r}")
+    frames = load_frames(src_dir, scene_name)
+    scene = load_scene_json(src_dir, num_frames=len(frames))
+    return (frames, scene_name or scene['scene_name'] or folder_scene_name(src_dir),
+            scene['cameras'], fmt)
+
+
+def camera_note(cams, cam_stride: int) -> str:
+    """How ``mask_camera`` was made, for the info pkl metadata and the tool's printout."""
+    if not cams:
+        return 'all ones (no cameras)'
+    names = list(cams) if isinstance(cams, Mapping) else [c.name for c in cams]
+    per_frame = isinstance(cams, Mapping) and any(not isinstance(c, CameraCalib)
+                                                  for c in cams.values())
+    return (f'camera rays ({", ".join(names)}; {"per-frame cam2ego; " if per_frame else ""}'
+            f'stride {cam_stride} px)')
+
+
 def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
                 info_name: Optional[str] = None, grid: OccGrid = DEFAULT_GRID,
-                ray_cast='all', cams=None, densify: bool = False, cam_stride: int = 8,
-                progress: bool = True) -> dict:
-    """Read ``src_dir``, build every frame and write the Occ3D layout under ``out_dir``.
+                ray_cast='all', cams='source', densify: bool = False, cam_stride: int = 8,
+                progress: bool = True, fmt: str = 'auto') -> dict:
+    """Read ``src_dir`` (``read_source``), build every frame and write the Occ3D layout
+    under ``out_dir``.
 
-    ``ray_cast``, ``cams``, ``densify``, ``cam_stride``: as in ``build_sequence``; each
+    ``ray_cast``, ``densify``, ``cam_stride``: as in ``build_sequence``; ``cams``:
+    ``'source'`` (default: the frame format's ``scene.json`` cameras, none for the seq11
+    layout), ``None`` (none) or cameras for ``build_sequence`` (an override). Each
     ``labels.npz`` holds ``semantics``, ``mask_lidar`` and ``mask_camera`` (all ones
     without cameras; the info pkl's ``metadata['mask_camera']`` says which).
 
     Returns:
-        dict with ``scene_name``, ``info_path``, ``label_paths`` (one per frame),
-        ``occupancy`` (``build_sequence`` output), ``ego2globals`` ``(L, 4, 4)``,
-        ``seconds`` (wall time of reading + building + writing).
+        dict with ``scene_name``, ``format``, ``info_path``, ``label_paths`` (one per
+        frame), ``occupancy`` (``build_sequence`` output), ``ego2globals`` ``(L, 4, 4)``,
+        ``mask_camera`` (how it was made), ``seconds`` (wall time of reading + building +
+        writing).
     """
     start = time.perf_counter()
-    scene_name = scene_name or default_scene_name(src_dir)
-    frames = load_source(src_dir)
+    if isinstance(cams, str) and cams != 'source':
+        raise ValueError(f"cams must be 'source', None or cameras, got {cams!r}")
     mode = _ray_cast_mode(ray_cast)
+    frames, scene_name, source_cams, fmt = read_source(src_dir, fmt, scene_name)
+    cams = source_cams if isinstance(cams, str) else cams
     occ = build_sequence(frames, grid, ray_cast=mode, cams=cams, densify=densify,
                          cam_stride=cam_stride, progress=progress)
     paths = []
@@ -403,15 +521,13 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
         paths.append(labels_path(out_dir, scene_name, f.token))
         save_labels(paths[-1], o['semantics'], o['mask_lidar'], o['mask_camera'], grid=grid)
     info_path = os.path.join(out_dir, info_name or f'{scene_name}_infos.pkl')
-    cam_names = sorted(cams) if isinstance(cams, dict) else [c.name for c in cams or ()]
+    note = camera_note(cams, cam_stride)
     metadata = dict(version='occwm-occ-builder-v2',
-                    source=os.path.basename(os.path.normpath(src_dir)),
+                    source=os.path.basename(os.path.normpath(src_dir)), format=fmt,
                     point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size,
-                    occ_size=grid.shape, ray_cast=mode, densify=densify,
-                    mask_camera=(f'camera rays ({", ".join(cam_names)}; stride {cam_stride} px)'
-                                 if cams else 'all ones (no cameras)'))
+                    occ_size=grid.shape, ray_cast=mode, densify=densify, mask_camera=note)
     infos = {scene_name: frame_infos(frames, scene_name)}
     save_pickle(info_path, dict(metadata=metadata, infos=infos))
-    return dict(scene_name=scene_name, info_path=info_path, label_paths=paths, occupancy=occ,
-                ego2globals=np.stack([f.ego2global for f in frames]),
-                seconds=time.perf_counter() - start)
+    return dict(scene_name=scene_name, format=fmt, info_path=info_path, label_paths=paths,
+                occupancy=occ, ego2globals=np.stack([f.ego2global for f in frames]),
+                mask_camera=note, seconds=time.perf_counter() - start)

@@ -35,7 +35,8 @@ def test_voxelize_majority_hand_computed():
 
 
 def test_points_in_boxes_rotated():
-    box = np.array([[10.0, 0.0, -1.0, 4.0, 2.0, 1.5, np.pi / 2]])   # long side along y
+    # (x, y, z_center, length, width, height, yaw): z from -1.0 to 0.5 m, long side along y
+    box = np.array([[10.0, 0.0, -0.25, 4.0, 2.0, 1.5, np.pi / 2]])
     pts = np.array([[10.0, 1.8, -0.5],    # inside (along the rotated length)
                     [11.8, 0.0, -0.5],    # outside (beyond the rotated width)
                     [10.0, 0.0, -1.2],    # below the bottom
