@@ -23,7 +23,7 @@ x, y and yaw, which is what occwm uses to relate frames of a sequence.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -57,6 +57,53 @@ def pose_matrix(translation: Sequence[float], rotation_wxyz: Sequence[float]) ->
     T[:3, :3] = Quaternion(q).rotation_matrix
     T[:3, 3] = t
     return T
+
+
+def record_pose_matrix(record: Mapping, name: str = 'pose record') -> np.ndarray:
+    """``(4, 4) float64`` transform of a nuScenes pose record (``ego_pose``,
+    ``calibrated_sensor``): its ``translation`` ``(3,)`` metres and ``rotation`` ``(4,)``
+    w, x, y, z, the quaternion normalised first (``pose_matrix``).
+
+    Raises:
+        ValueError naming ``name``: not a mapping with both keys, wrong shapes, non-finite
+        values or a zero quaternion.
+    """
+    keys = ('translation', 'rotation')
+    if not (isinstance(record, Mapping) and all(k in record for k in keys)):
+        got = sorted(record) if isinstance(record, Mapping) else type(record).__name__
+        raise ValueError(f'{name}: expected a nuScenes record with keys {keys}, got {got}')
+    t = np.asarray(record['translation'], np.float64)
+    q = np.asarray(record['rotation'], np.float64)
+    if t.shape != (3,) or q.shape != (4,):
+        raise ValueError(f'{name}: translation must be (3,), rotation (4,) w, x, y, z; '
+                         f'got {t.shape} and {q.shape}')
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))) or np.linalg.norm(q) < 1e-6:
+        raise ValueError(f'{name}: non-finite or zero pose (translation {t}, rotation {q})')
+    return pose_matrix(t, q / np.linalg.norm(q))
+
+
+def matrix_to_quaternion(T: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """The ``(4,) float64`` quaternion w, x, y, z (``w >= 0``) of the rotation block of a
+    ``(4, 4)`` or ``(3, 3)`` matrix: the inverse of ``pose_matrix``'s rotation.
+
+    The block is first projected to the nearest rotation (SVD: ``U V^T``), so matrices
+    rounded to float32 (mmdet3d info pkls) convert; pyquaternion does the conversion.
+
+    Raises:
+        ValueError: a non-finite block, or one that is not a rotation within ``tol`` (a
+        singular value off 1 by more than ``tol``, or det <= 0: a reflection); the
+        message gives the singular values and the determinant.
+    """
+    R = np.asarray(T, np.float64)[:3, :3]
+    if R.shape != (3, 3) or not np.all(np.isfinite(R)):
+        raise ValueError(f'not a finite rotation block: shape {R.shape}')
+    U, S, Vt = np.linalg.svd(R)
+    det = float(np.linalg.det(R))
+    if det <= 0 or np.abs(S - 1).max() > tol:
+        raise ValueError(f'rotation block is not a rotation (singular values '
+                         f'{np.round(S, 6).tolist()}, det {det:.3g})')
+    q = Quaternion(matrix=U @ Vt).elements                              # (4,) w, x, y, z
+    return np.asarray(q if q[0] >= 0 else -q, np.float64)
 
 
 def yaw_quaternion(yaw: float) -> Tuple[float, float, float, float]:

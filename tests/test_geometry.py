@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from occwm.geometry import (apply_se2, compose_se2, matrix_to_se2, planar, pose_matrix,
-                            relative_pose, relative_se2, se2_to_matrix, trajectory_in_frame,
-                            transform_points)
+from occwm.geometry import (apply_se2, compose_se2, matrix_to_quaternion, matrix_to_se2, planar,
+                            pose_matrix, record_pose_matrix, relative_pose, relative_se2,
+                            se2_to_matrix, trajectory_in_frame, transform_points)
 
 
 def quat_z(yaw):
@@ -19,6 +19,35 @@ def test_pose_matrix_rotation_about_z():
                                atol=1e-12)
     with pytest.raises(ValueError, match='bad pose'):
         pose_matrix((np.nan, 0, 0), (1, 0, 0, 0))
+
+
+def test_matrix_to_quaternion_inverts_pose_matrix():
+    # 90 deg about +z: (cos 45 deg, 0, 0, sin 45 deg); the sign is fixed to w >= 0
+    T = pose_matrix((1.0, 2.0, 3.0), quat_z(np.pi / 2))
+    np.testing.assert_allclose(matrix_to_quaternion(T), [np.sqrt(0.5), 0, 0, np.sqrt(0.5)],
+                               atol=1e-12)
+    q = np.array([-0.3, 0.5, -0.1, 0.8]) / np.linalg.norm([-0.3, 0.5, -0.1, 0.8])
+    T = pose_matrix((0.0, 0.0, 0.0), q)
+    np.testing.assert_allclose(matrix_to_quaternion(T), -q, atol=1e-12)           # w >= 0
+    np.testing.assert_allclose(matrix_to_quaternion(T[:3, :3]), -q, atol=1e-12)   # (3, 3) too
+    # float32-rounded matrices (mmdet3d info pkls) convert, to the nearest rotation
+    np.testing.assert_allclose(matrix_to_quaternion(T.astype(np.float32)), -q, atol=1e-6)
+    with pytest.raises(ValueError, match=r'not a rotation .*det -1'):
+        matrix_to_quaternion(np.diag([1.0, 1.0, -1.0]))
+    with pytest.raises(ValueError, match='singular values'):
+        matrix_to_quaternion(np.diag([1.0, 1.0, 1.01]))
+
+
+def test_record_pose_matrix():
+    rec = dict(token='t', translation=[1.0, 2.0, 3.0], rotation=[2.0, 0.0, 0.0, 0.0])  # norm 2
+    np.testing.assert_array_equal(record_pose_matrix(rec), pose_matrix((1.0, 2.0, 3.0),
+                                                                       (1.0, 0.0, 0.0, 0.0)))
+    with pytest.raises(ValueError, match=r'pose\.npy: non-finite or zero pose'):
+        record_pose_matrix(dict(rec, rotation=[0.0, 0.0, 0.0, 0.0]), 'pose.npy')
+    with pytest.raises(ValueError, match=r'rec: translation must be \(3,\)'):
+        record_pose_matrix(dict(rec, translation=[1.0, 2.0]), 'rec')
+    with pytest.raises(ValueError, match="rec: expected a nuScenes record with keys"):
+        record_pose_matrix(dict(token='t'), 'rec')
 
 
 def test_planar_drops_pitch_and_z():

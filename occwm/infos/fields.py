@@ -8,7 +8,9 @@ occwm writes this one and reads the other layouts in use through
      'infos': {scene_name: [frame_info, ...]}}   # frames in time order
 
     frame_info:
-        token                  str    sample token (folder name under gts/<scene>/)
+        token                  str    sample token (folder name under gts/<scene>/); the
+                               nuScenes one, or for frames without one a stable hash
+                               (``hashed_token``: frame format, synthetic scenes)
         timestamp              int    microseconds
         scene_name             str
         ego2global_translation (3,)   metres, global frame
@@ -29,6 +31,7 @@ occwm writes this one and reads the other layouts in use through
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Dict, List
 
 import numpy as np
@@ -65,6 +68,13 @@ def ego_trajectory_fields(ego2globals: np.ndarray, index: int) -> Dict[str, np.n
     return dict(gt_ego_fut_trajs=fut_delta.astype(np.float32), gt_ego_fut_masks=fut_mask,
                 gt_ego_his_trajs=his_delta.astype(np.float32), ego_fut_traj=fut,
                 ego_his_traj=his)
+
+
+def hashed_token(*parts) -> str:
+    """A 32-hex sample token (nuScenes-like) for a frame that has none: the first 32 hex
+    digits of the SHA-1 of ``parts`` joined by ``/``, e.g. ``(version, scene_name,
+    index)``; the same parts always give the same token."""
+    return hashlib.sha1('/'.join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
 def make_frame_info(scene_name: str, token: str, timestamp: int, ego2global_translation,

@@ -55,8 +55,8 @@ import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from pyquaternion import Quaternion
 
+from occwm.geometry import matrix_to_quaternion
 from occwm.infos.fields import add_trajectories
 from occwm.io import read_pickle
 
@@ -158,11 +158,8 @@ def _pose(translation, rotation, name: str, path: str, where: str
 
 def _pose_from_matrix(matrix, name: str, path: str, where: str
                       ) -> Tuple[np.ndarray, np.ndarray]:
-    """A ``(4, 4)`` transform to translation + w, x, y, z quaternion (pyquaternion).
-
-    The rotation block is projected to the nearest rotation (SVD) first: mmdet3d
-    stores float32-rounded matrices that pyquaternion's orthogonality test rejects.
-    """
+    """A ``(4, 4)`` transform to translation + w, x, y, z quaternion
+    (``occwm.geometry.matrix_to_quaternion``: float32-rounded mmdet3d matrices convert)."""
     try:
         T = np.asarray(matrix, np.float64)
     except (TypeError, ValueError) as e:
@@ -171,14 +168,11 @@ def _pose_from_matrix(matrix, name: str, path: str, where: str
         raise _fault(path, where, f'{name} has shape {T.shape}, want (4, 4)')
     if not np.all(np.isfinite(T)):
         raise _fault(path, where, f'non-finite {name} matrix')
-    R = T[:3, :3]
-    U, S, Vt = np.linalg.svd(R)
-    if np.linalg.det(R) <= 0 or S.min() < 1e-6 or np.abs(S - 1).max() > 1e-3:
-        raise _fault(path, where, f'{name} rotation block is not a rotation '
-                                  f'(singular values {np.round(S, 6).tolist()}, '
-                                  f'det {np.linalg.det(R):.3g})')
-    q = Quaternion(matrix=U @ Vt).elements  # (4,) w, x, y, z
-    return T[:3, 3].copy(), np.asarray(q, np.float64)
+    try:
+        q = matrix_to_quaternion(T)                                    # (4,) w, x, y, z
+    except ValueError as e:
+        raise _fault(path, where, f'{name} {e}') from e
+    return T[:3, 3].copy(), q
 
 
 def _timestamp_us(value, seconds: bool, path: str, where: str) -> int:

@@ -8,23 +8,14 @@ give them, so every input goes through the same method:
 
 * the frame format (``frames.load_frames``; ``tools/build_occupancy.py --format frames``),
   the documented way to bring your own LiDAR;
-* the ``nuscenes_seq11`` layout (``load_source``: read through the frame format in memory;
-  ``tools/convert_seq11.py`` writes it as frames), one file per frame ``K = 0..L-1``::
+* the ``nuscenes_seq11`` layout (``occwm.occupancy.seq11.load_source``: SurroundOcc's
+  per-frame files, LiDAR-frame boxes moved into the ego frame with
+  ``frames.lidar_boxes_to_ego``; ``tools/convert_seq11.py`` writes it as frames);
+* a nuScenes root through nuscenes-devkit (``occwm.occupancy.nuscenes``, root mode;
+  ``tools/build_occupancy.py --nusc-root``), its boxes moved the same way.
 
-    pc_seman/pc_seman_K.npy               (N, 4) float   x, y, z (LiDAR frame, metres), label 0..16
-    bbox/bboxK.npy                        (M, 7) float   x, y, z_bottom, w, l, h, heading + pi / 2
-                                                         (LiDAR frame; SurroundOcc, see the README
-                                                         of ../shared/data)
-    bbox/boxes_tokenK.npy                 (M,)   str     nuScenes instance tokens (persistent)
-    bbox/object_categoryK.npy             (M,)   int     class ids 0..16
-    pose/lidar_ego_poseK.npy              pickled dict   nuScenes ego_pose record (ego -> global)
-    calib/lidar_calibrated_sensorK.npy    pickled dict   LIDAR_TOP calibrated_sensor (LiDAR -> ego)
-
-  its boxes become ``(x, y, z_bottom, l, w, h, heading)`` and move into the ego frame with
-  ``frames.lidar_boxes_to_ego`` (upright there; this LiDAR is tilted by about 1.4 degrees
-  against the ego, which moves box corners by centimetres); the frame token is the
-  ego_pose token;
-* a nuScenes root (``occwm.occupancy.nuscenes``, root mode).
+Every reader builds a frame dict of the frame format and turns it into a ``SourceFrame``
+with ``frames.to_source_frame`` (one check, one cast).
 
 Output (``occwm.io``): one Occ3D ``labels.npz`` per frame and an OccWorld-style
 info pkl; statistics in ``occwm.occupancy.report`` (re-exported here). The method, per
@@ -61,23 +52,21 @@ frame ``k`` of the sequence:
 """
 from __future__ import annotations
 
-import glob
 import os
-import re
 import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-from pyquaternion import Quaternion
 
 from occwm.infos.fields import add_trajectories, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
-from occwm.geometry import apply_se2, planar, transform_points, pose_matrix, wrap_angle
-from occwm.occupancy.frames import (NUM_CLASSES, RIGID_TOL, SourceFrame, check_time_order,
-                                   folder_scene_name, lidar_boxes_to_ego, load_frames,
-                                   load_scene_json, to_source_frame)
+from occwm.geometry import apply_se2, matrix_to_quaternion, planar, transform_points
+from occwm.occupancy.frames import (NUM_CLASSES, SourceFrame, folder_scene_name, load_frames,
+                                   load_scene_json)
 from occwm.occupancy.report import (OCC3D_NONFREE_FRACTION, format_report,  # noqa: F401
                                    occupancy_report, static_iou)
+from occwm.occupancy.seq11 import (  # noqa: F401  (re-exported: the seq11 reader)
+    default_scene_name, load_source, read_seq11_frame, seq11_indices)
 from occwm.occupancy.visibility import CameraCalib
 from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, STUFF_CLASSES, OccGrid
 
@@ -88,108 +77,6 @@ NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor ar
 # frame. z_min > 0 keeps the road.
 EGO_BODY = (-1.2, -1.1, 0.1, 3.4, 1.1, 2.2)
 SOURCE_FORMATS = ('frames', 'seq11')
-
-SOURCE_FILES = {  # key -> path pattern relative to a nuscenes_seq11 folder
-    'pc_seman': 'pc_seman/pc_seman_{k}.npy', 'bbox': 'bbox/bbox{k}.npy',
-    'boxes_token': 'bbox/boxes_token{k}.npy', 'object_category': 'bbox/object_category{k}.npy',
-    'pose': 'pose/lidar_ego_pose{k}.npy', 'calib': 'calib/lidar_calibrated_sensor{k}.npy'}
-
-
-# ----------------------------------------------------------------------------- nuscenes_seq11
-def _load(path: str, record: bool = False):
-    """An array (plain or object, e.g. tokens) or, with ``record``, a pickled dict."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: missing source file')
-    try:
-        arr = np.load(path, allow_pickle=True)
-        return arr.item() if record else arr
-    except Exception as e:  # corrupt npy, not a pickled object array, ...
-        raise ValueError(f'{path}: cannot read ({type(e).__name__}: {e})') from e
-
-
-def _pose_record(path: str, rec, need_time: bool) -> np.ndarray:
-    keys = ('translation', 'rotation') + (('token', 'timestamp') if need_time else ())
-    if not isinstance(rec, dict) or any(k not in rec for k in keys):
-        raise ValueError(f'{path}: expected a nuScenes record dict with keys {keys}, got '
-                         f'{sorted(rec) if isinstance(rec, dict) else type(rec).__name__}')
-    t = np.asarray(rec['translation'], np.float64)
-    q = np.asarray(rec['rotation'], np.float64)
-    if t.shape != (3,) or q.shape != (4,):
-        raise ValueError(f'{path}: translation must be (3,), rotation (4,) w, x, y, z; '
-                         f'got {t.shape} and {q.shape}')
-    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))) or np.linalg.norm(q) < 1e-6:
-        raise ValueError(f'{path}: non-finite or zero pose (translation {t}, rotation {q})')
-    return pose_matrix(t, q / np.linalg.norm(q))
-
-
-def seq11_indices(src_dir: str) -> List[int]:
-    """Sorted frame indices ``K`` of ``pc_seman/pc_seman_K.npy`` in ``src_dir``."""
-    pattern = os.path.join(src_dir, 'pc_seman', 'pc_seman_*.npy')
-    found = sorted(int(m.group(1)) for p in glob.glob(pattern)
-                   if (m := re.fullmatch(r'pc_seman_(\d+)\.npy', os.path.basename(p))))
-    if not found:
-        raise FileNotFoundError(f'{pattern}: no LiDAR scans found (is {src_dir} a folder in the '
-                                f'layout of nuscenes_seq11?)')
-    return found
-
-
-def read_seq11_frame(src_dir: str, k: int) -> dict:
-    """Frame ``k`` of a ``nuscenes_seq11`` folder in the frame format (module docstring).
-
-    Returns:
-        dict with the fields of ``frames.write_frame`` (``timestamp`` in seconds, boxes
-        ``(M, 7)`` in the ego frame) plus ``token`` (the ego_pose token) and the raw
-        nuScenes records ``ego_pose`` and ``calib``.
-
-    Raises:
-        FileNotFoundError / ValueError naming the file and the fault.
-    """
-    p = {key: os.path.join(src_dir, pat.format(k=k)) for key, pat in SOURCE_FILES.items()}
-    pc = np.asarray(_load(p['pc_seman']), np.float64)
-    if pc.ndim != 2 or pc.shape[1] < 4:
-        raise ValueError(f"{p['pc_seman']}: expected (N, 4) x, y, z, label, got shape {pc.shape}")
-    if not np.all(np.isfinite(pc[:, :4])):
-        raise ValueError(f"{p['pc_seman']}: non-finite coordinates or labels")
-    labels = pc[:, 3].astype(np.int64)
-    if np.any(labels != pc[:, 3]) or np.any((labels < 0) | (labels >= NUM_CLASSES)):
-        raise ValueError(f"{p['pc_seman']}: labels must be integers 0..{NUM_CLASSES - 1}")
-    boxes = np.asarray(_load(p['bbox']), np.float64)
-    boxes = boxes.reshape(0, 7) if boxes.size == 0 else boxes
-    if boxes.ndim != 2 or boxes.shape[1] != 7 or not np.all(np.isfinite(boxes)):
-        raise ValueError(f"{p['bbox']}: expected finite (M, 7) boxes "
-                         f"(x, y, z_bottom, w, l, h, heading + pi / 2), got shape {boxes.shape}")
-    tokens = np.asarray(_load(p['boxes_token'])).astype(str).reshape(-1)
-    cats = np.asarray(_load(p['object_category'])).reshape(-1).astype(np.int64)
-    for key, arr in (('boxes_token', tokens), ('object_category', cats)):
-        if len(arr) != len(boxes):
-            raise ValueError(f'{p[key]}: {len(arr)} entries but {p["bbox"]} has {len(boxes)} boxes')
-    pose = _load(p['pose'], record=True)
-    calib = _load(p['calib'], record=True)
-    ego2global = _pose_record(p['pose'], pose, need_time=True)
-    lidar2ego = _pose_record(p['calib'], calib, need_time=False)
-    lidar_boxes = boxes[:, [0, 1, 2, 4, 3, 5, 6]]                      # (M, 7) l along heading
-    lidar_boxes[:, 6] = wrap_angle(boxes[:, 6] - np.pi / 2)
-    return dict(points=pc[:, :3], labels=labels, lidar2ego=lidar2ego, ego2global=ego2global,
-                timestamp=int(pose['timestamp']) / 1e6,
-                boxes=lidar_boxes_to_ego(lidar_boxes, lidar2ego), box_ids=tokens,
-                box_labels=cats, token=str(pose.get('sample_token', pose['token'])),
-                ego_pose=pose, calib=calib)
-
-
-def load_source(src_dir: str) -> List[SourceFrame]:
-    """All frames of a ``nuscenes_seq11`` folder, in time order (timestamps must
-    increase), read through the frame format in memory (``frames.to_source_frame``
-    checks and casts each one as ``frames.read_frame`` does)."""
-    if not os.path.isdir(src_dir):
-        raise FileNotFoundError(f'{src_dir}: source folder not found')
-    frames, names = [], []
-    for k in seq11_indices(src_dir):
-        f = read_seq11_frame(src_dir, k)
-        names.append(os.path.join(src_dir, SOURCE_FILES['pc_seman'].format(k=k)))
-        frames.append(to_source_frame(f, k, f['token'], names[-1], ego_pose=f['ego_pose'],
-                                      calib=f['calib']))
-    check_time_order(frames, names)
-    return frames
 
 
 def source_format(src_dir: str) -> str:
@@ -431,19 +318,12 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
     return out
 
 
-def default_scene_name(src_dir: str) -> str:
-    """``.../nuscenes_seq11`` -> ``nuscenes_seq11``; ``.../seq11`` -> ``nuscenes_seq11``."""
-    name = folder_scene_name(src_dir)
-    return name if name.startswith('nuscenes') else f'nuscenes_{name}'
-
-
 def _record_pose(record: Optional[dict], T: np.ndarray):
     """Translation ``(3,)`` and w, x, y, z rotation ``(4,)`` of a pose: the raw record's
-    when the reader kept one, else from the matrix (w >= 0)."""
+    when the reader kept one, else from the matrix (``matrix_to_quaternion``, w >= 0)."""
     if record is not None:
         return record['translation'], record['rotation']
-    q = Quaternion(matrix=T[:3, :3], atol=4 * RIGID_TOL, rtol=0).elements
-    return T[:3, 3].copy(), q if q[0] >= 0 else -q
+    return T[:3, 3].copy(), matrix_to_quaternion(T)
 
 
 def frame_infos(frames: Sequence[SourceFrame], scene_name: str) -> List[dict]:

@@ -48,11 +48,14 @@ the ego frame in metres; ``cam2img`` is the 3 x 3 intrinsic matrix in pixels
 (``occwm.occupancy.visibility.CameraCalib``). Scene names are folder names under
 ``gts/``: no ``/`` or ``\\``.
 
-In memory every reader gives ``SourceFrame`` records (``load_frames`` for this format,
-``builder.load_source`` for the ``nuscenes_seq11`` layout, ``occwm.occupancy.nuscenes``
-for a nuScenes root); ``builder.build_sequence`` takes them. Frames carry no tokens: the
-token of frame ``i`` is ``frame_token(scene_name, i)``, stable for a scene name and index.
-Timestamps become integer microseconds.
+In memory every reader builds a dict of these fields and turns it into a ``SourceFrame``
+with ``to_source_frame`` (the checks of ``read_frame``): ``load_frames`` for this format,
+``occwm.occupancy.seq11.load_source`` for the ``nuscenes_seq11`` layout and
+``occwm.occupancy.nuscenes.load_nuscenes_scene`` for a nuScenes root (both move their
+LiDAR-frame boxes into the ego frame with ``lidar_boxes_to_ego``);
+``builder.build_sequence`` takes them. Frames carry no tokens: the token of frame ``i`` is
+``frame_token(scene_name, i)``, stable for a scene name and index. Timestamps become
+integer microseconds.
 
 Bad input raises a one-line ``ValueError`` (``FileNotFoundError`` for missing files) that
 names the file and the field: ``SRC/frames/000003.npz: lidar2ego: rotation not
@@ -60,7 +63,6 @@ orthonormal (max |R^T R - I| = 0.02)``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -71,6 +73,7 @@ import numpy as np
 
 from occwm.geometry import transform_points
 from occwm.grid import DEFAULT_GRID
+from occwm.infos.fields import hashed_token
 from occwm.io import atomic_path
 from occwm.occupancy.visibility import CameraCalib
 
@@ -99,11 +102,8 @@ class SourceFrame:
     nuScenes records when the reader has them (their translation and rotation go to the
     info pkl unchanged; else they are derived from the matrices).
 
-    ``box_frame`` says how ``boxes`` are given to the constructor: ``'ego'`` (every
-    reader of this module) or ``'lidar'``, the LiDAR-frame ``(x, y, z_bottom, dx, dy, dz,
-    yaw)`` of mmdet3d (the default, kept for ``occwm.occupancy.nuscenes``), converted by
-    ``lidar_boxes_to_ego`` at construction; afterwards ``boxes`` are always ego-frame and
-    ``box_frame`` is ``'ego'``.
+    Readers make them with ``to_source_frame`` from a frame dict of this format, which
+    checks and casts every field.
     """
     index: int
     token: str
@@ -117,15 +117,6 @@ class SourceFrame:
     lidar2ego: np.ndarray
     ego_pose: Optional[dict] = None
     calib: Optional[dict] = None
-    box_frame: str = 'lidar'
-
-    def __post_init__(self):
-        if self.box_frame == 'lidar':
-            self.boxes = lidar_boxes_to_ego(self.boxes, self.lidar2ego)
-            self.box_frame = 'ego'
-        elif self.box_frame != 'ego':
-            raise ValueError(f"frame {self.token}: box_frame must be 'ego' or 'lidar', "
-                             f'got {self.box_frame!r}')
 
 
 def lidar_boxes_to_ego(boxes: np.ndarray, lidar2ego: np.ndarray) -> np.ndarray:
@@ -133,7 +124,7 @@ def lidar_boxes_to_ego(boxes: np.ndarray, lidar2ego: np.ndarray) -> np.ndarray:
 
     Args:
         boxes: ``(M, 7)`` (x, y, z_bottom, dx, dy, dz, yaw), LiDAR frame, dx along yaw
-            (mmdet3d LiDAR boxes).
+            (mmdet3d LiDAR boxes; the ``nuscenes_seq11`` and nuScenes-root readers).
         lidar2ego: ``(4, 4)`` LiDAR -> ego.
 
     Returns:
@@ -153,9 +144,9 @@ def lidar_boxes_to_ego(boxes: np.ndarray, lidar2ego: np.ndarray) -> np.ndarray:
 
 
 def frame_token(scene_name: str, index: int) -> str:
-    """The 32-hex token of frame ``index`` of a frame-format scene (stable: a hash of the
-    scene name and the index)."""
-    return hashlib.sha1(f'{_TOKEN_VERSION}/{scene_name}/{index}'.encode()).hexdigest()[:32]
+    """The 32-hex token of frame ``index`` of a frame-format scene (stable:
+    ``occwm.infos.fields.hashed_token`` of the format version, scene name and index)."""
+    return hashed_token(_TOKEN_VERSION, scene_name, index)
 
 
 def seconds_to_us(seconds: float) -> int:
@@ -394,7 +385,7 @@ def to_source_frame(frame: Mapping, index: int, token: str, name: str = '<frame>
                        points=f['points'].astype(np.float64), labels=f['labels'].astype(np.int64),
                        boxes=f['boxes'].astype(np.float64), box_tokens=f['box_ids'].astype(str),
                        box_labels=f['box_labels'].astype(np.int64), ego2global=f['ego2global'],
-                       lidar2ego=f['lidar2ego'], ego_pose=ego_pose, calib=calib, box_frame='ego')
+                       lidar2ego=f['lidar2ego'], ego_pose=ego_pose, calib=calib)
 
 
 def check_time_order(frames: Sequence[SourceFrame], names: Sequence[str]) -> None:

@@ -8,9 +8,12 @@ Input: a nuScenes root with nuScenes-lidarseg::
     <root>/samples/LIDAR_TOP/*.pcd.bin               keyframe scans, float32 (N, 5)
     <root>/lidarseg/<version>/<token>_lidarseg.bin   uint8 (N,) general-class index per point
 
-Each keyframe sample becomes one ``occwm.occupancy.builder.SourceFrame`` (points and boxes in the
-LIDAR_TOP frame, ego pose, lidar2ego), and ``occwm.occupancy.builder.build_sequence`` builds the
-occupancy unchanged, so both input modes share one method (see ``occwm.occupancy.builder``).
+Each keyframe sample becomes one frame of the frame format (``read_nuscenes_frame``: a
+dict of the fields of ``occwm.occupancy.frames``, points in the LIDAR_TOP frame, boxes in
+the ego frame, ego pose, lidar2ego) and then a ``SourceFrame`` through
+``frames.to_source_frame``, the path of every reader; ``occwm.occupancy.builder.build_sequence``
+builds the occupancy unchanged, so all input modes share one method (see
+``occwm.occupancy.builder``).
 
 Cameras (``mask_camera``): the ``calibrated_sensor`` records of the keyframe sample_data
 of the six surround cameras (``visibility.CAMERA_NAMES``): ``translation`` and
@@ -47,12 +50,15 @@ Box classes: the annotation's category name through the same table (e.g. vehicle
 Boxes: the sample's annotations moved into the LIDAR_TOP frame by
 ``NuScenes.get_sample_data`` (global -> ego -> sensor), then, as SurroundOcc
 (``tools/generate_occupancy_nuscenes/generate_occupancy_nuscenes.py``) does before
-cutting object points, enlarged by ``box_scale`` = 1.1 and lowered by 0.1 m:
-``(x, y, z_c - h / 2 + box_z_shift, box_scale * l, box_scale * w, box_scale * h, yaw)``
-with (w, l, h) the nuScenes size, ``z_c`` the centre height and yaw the heading of the
-box in the LiDAR frame (pitch and roll dropped). This is the SourceFrame convention
-``(x, y, z_bottom, dx, dy, dz, yaw)`` with dx along the heading; the folder layout
-``nuscenes_seq11`` stores the same boxes as (w, l, yaw + pi/2), geometrically identical.
+cutting object points, enlarged by ``box_scale`` = 1.1 and lowered by 0.1 m in the LiDAR
+frame (``lidar_boxes``): ``(x, y, z_c - h / 2 + box_z_shift, box_scale * l, box_scale * w,
+box_scale * h, yaw)`` with (w, l, h) the nuScenes size, ``z_c`` the centre height and yaw
+the heading of the box in the LiDAR frame (pitch and roll dropped), the mmdet3d LiDAR
+convention ``(x, y, z_bottom, dx, dy, dz, yaw)`` with dx along the heading, in which the
+folder layout ``nuscenes_seq11`` stores the same boxes (as w, l, yaw + pi/2, geometrically
+identical). Both readers then move them into the ego frame with
+``frames.lidar_boxes_to_ego``: ``(x, y, z_center, length, width, height, yaw)``, upright
+in the ego frame (the frame format's boxes), so root mode and folder mode agree.
 """
 from __future__ import annotations
 
@@ -65,9 +71,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from occwm.io import labels_path, save_labels, save_pickle
-from occwm.occupancy.builder import SourceFrame, _ray_cast_mode, build_sequence, frame_infos
+from occwm.occupancy.builder import _ray_cast_mode, build_sequence, frame_infos
+from occwm.occupancy.frames import (SourceFrame, check_time_order, lidar_boxes_to_ego,
+                                   to_source_frame)
 from occwm.occupancy.visibility import CAMERA_NAMES, NUSCENES_IMAGE_SIZE, CameraCalib
-from occwm.geometry import pose_matrix
+from occwm.geometry import record_pose_matrix
 from occwm.grid import DEFAULT_GRID, OccGrid
 
 LIDAR_CHANNEL = 'LIDAR_TOP'
@@ -171,29 +179,25 @@ def lidar_boxes(nusc, lidar_token: str, by_name: Dict[str, int], box_scale: floa
             np.asarray(labels, np.int64))
 
 
-def _check_pose(rec: dict, table: str) -> np.ndarray:
-    t, q = np.asarray(rec['translation'], np.float64), np.asarray(rec['rotation'], np.float64)
-    if t.shape != (3,) or q.shape != (4,) or not np.all(np.isfinite(np.r_[t, q])) \
-            or np.linalg.norm(q) < 1e-6:
-        raise ValueError(f"{table} record {rec.get('token')}: bad pose (translation {t}, "
-                         f'rotation {q})')
-    return pose_matrix(t, q / np.linalg.norm(q))
-
-
-def load_nuscenes_frame(nusc, sample: dict, index: int, class_maps=None,
-                        box_scale: float = BOX_SCALE, box_z_shift: float = BOX_Z_SHIFT
-                        ) -> SourceFrame:
-    """One keyframe ``sample`` record as a ``SourceFrame`` (token = sample token,
-    timestamp and poses those of its LIDAR_TOP sample_data).
+def read_nuscenes_frame(nusc, sample: dict, class_maps=None, box_scale: float = BOX_SCALE,
+                        box_z_shift: float = BOX_Z_SHIFT) -> dict:
+    """One keyframe ``sample`` record in the frame format (module docstring): token =
+    sample token, timestamp and poses those of its LIDAR_TOP sample_data.
 
     Args:
-        index: the frame's position in its sequence.
         class_maps: ``occ3d_class_maps(nusc)`` (computed when ``None``).
+
+    Returns:
+        dict with the fields of ``frames.write_frame`` (``points`` ``(N, 3)`` LiDAR frame,
+        ``labels`` Occ3D 0..16, ``timestamp`` in seconds, ``boxes`` ``(M, 7)`` in the EGO
+        frame, ``box_ids`` instance tokens) plus ``token`` (the sample token) and the raw
+        nuScenes records ``ego_pose`` and ``calib`` (LIDAR_TOP calibrated_sensor).
 
     Raises:
         FileNotFoundError: the scan or its lidarseg labels are missing (names the sample
             and the file or the LIDAR_TOP sample_data token).
-        ValueError: unreadable scan, label count != point count, unknown label index.
+        ValueError: unreadable scan, label count != point count, unknown label index, a
+            bad pose record.
     """
     from nuscenes.utils.data_classes import LidarPointCloud
     from nuscenes.utils.data_io import load_bin_file
@@ -229,11 +233,30 @@ def load_nuscenes_frame(nusc, sample: dict, index: int, class_maps=None,
     boxes, tokens, box_labels = lidar_boxes(nusc, lidar_token, by_name, box_scale, box_z_shift)
     pose = dict(nusc.get('ego_pose', sd['ego_pose_token']))
     calib = dict(nusc.get('calibrated_sensor', sd['calibrated_sensor_token']))
-    return SourceFrame(index=index, token=sample['token'], timestamp=int(sd['timestamp']),
-                       points=points, labels=labels, boxes=boxes, box_tokens=tokens,
-                       box_labels=box_labels, ego_pose=pose, calib=calib,
-                       ego2global=_check_pose(pose, 'ego_pose'),
-                       lidar2ego=_check_pose(calib, 'calibrated_sensor'))
+    lidar2ego = record_pose_matrix(calib, f"calibrated_sensor record {calib.get('token')}")
+    return dict(points=points, labels=labels, lidar2ego=lidar2ego,
+                ego2global=record_pose_matrix(pose, f"ego_pose record {pose.get('token')}"),
+                timestamp=int(sd['timestamp']) / 1e6,
+                boxes=lidar_boxes_to_ego(boxes, lidar2ego), box_ids=tokens, box_labels=box_labels,
+                token=sample['token'], ego_pose=pose, calib=calib)
+
+
+def load_nuscenes_frame(nusc, sample: dict, index: int, class_maps=None,
+                        box_scale: float = BOX_SCALE, box_z_shift: float = BOX_Z_SHIFT
+                        ) -> SourceFrame:
+    """One keyframe ``sample`` record as a ``SourceFrame``: ``read_nuscenes_frame``
+    through ``frames.to_source_frame`` (whose errors name the sample).
+
+    Args:
+        index: the frame's position in its sequence.
+
+    Raises:
+        FileNotFoundError / ValueError: see ``read_nuscenes_frame``; ValueError for a field
+        the frame format rejects.
+    """
+    f = read_nuscenes_frame(nusc, sample, class_maps, box_scale, box_z_shift)
+    return to_source_frame(f, index, f['token'], f"sample {f['token']}", ego_pose=f['ego_pose'],
+                           calib=f['calib'])
 
 
 def sample_cameras(nusc, sample: dict) -> Dict[str, CameraCalib]:
@@ -262,7 +285,8 @@ def sample_cameras(nusc, sample: dict) -> Dict[str, CameraCalib]:
                              f'want a finite 3 x 3 matrix')
         size = (int(sd.get('width') or NUSCENES_IMAGE_SIZE[0]),
                 int(sd.get('height') or NUSCENES_IMAGE_SIZE[1]))
-        out[name] = CameraCalib(name, _check_pose(calib, 'calibrated_sensor'), cam2img, size)
+        cam2ego = record_pose_matrix(calib, f"calibrated_sensor record {calib['token']}")
+        out[name] = CameraCalib(name, cam2ego, cam2img, size)
     return out
 
 
@@ -335,10 +359,7 @@ def load_nuscenes_scene(nusc, scene_name: str, skip_missing: bool = False,
                 warnings.warn(f'{scene_name}: skipping sample {token}: {e}')
             token = sample['next']
             bar.update()
-    for a, b in zip(frames, frames[1:]):
-        if b.timestamp <= a.timestamp:
-            raise ValueError(f'{scene_name}: timestamp of sample {b.token} ({b.timestamp}) is '
-                             f'not after sample {a.token} ({a.timestamp})')
+    check_time_order(frames, [f'{scene_name} sample {f.token}' for f in frames])
     return frames
 
 

@@ -9,17 +9,18 @@ import pytest
 
 from occwm.infos.layouts import load_scene_infos
 from occwm.io import load_labels
-from occwm.occupancy.builder import (build_scene, build_sequence, default_scene_name,
-                                    format_report, load_source, occupancy_report,
-                                    points_in_boxes, static_iou, voxelize_majority)
+from occwm.occupancy.builder import (build_scene, build_sequence, format_report,
+                                    occupancy_report, points_in_boxes, static_iou,
+                                    voxelize_majority)
+from occwm.occupancy.seq11 import load_source
 from occwm.occupancy.visibility import CameraCalib, load_cam_calib
 from occwm.geometry import matrix_to_se2, planar, se2_to_matrix
 from occwm.grid import DEFAULT_GRID as G
 from occwm.warp import warp_planar
 from tests.conftest import shared_path
+from tests.occupancy.test_seq11 import tiny_seq11
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LIDAR_Z = 1.8  # tiny source: LiDAR 1.8 m above the ego origin, axes aligned with the ego
 
 
 # ----------------------------------------------------------------------------- hand-made
@@ -44,48 +45,8 @@ def test_points_in_boxes_rotated():
     assert points_in_boxes(pts, box).tolist() == [0, -1, -1, 0]
 
 
-def _pose(token, ts, xy=(0.0, 0.0), yaw=0.0, translation=None):
-    return dict(token=token, timestamp=ts, rotation=[np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)],
-                translation=list(translation) if translation is not None else [xy[0], xy[1], 0.0])
-
-
-def _write_source(root, frames):
-    """frames: list of dict(points (N,4) lidar x, y, z, label; boxes (M,7); tokens; pose)."""
-    for d in ('pc_seman', 'bbox', 'pose', 'calib'):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    calib = dict(token='calib', translation=[0.0, 0.0, LIDAR_Z], rotation=[1.0, 0.0, 0.0, 0.0])
-    for k, f in enumerate(frames):
-        files = {f'pc_seman/pc_seman_{k}.npy': np.asarray(f['points'], np.float64),
-                 f'bbox/bbox{k}.npy': np.asarray(f['boxes'], np.float32).reshape(-1, 7),
-                 f'bbox/boxes_token{k}.npy': np.asarray(f['tokens'], dtype='<U32'),
-                 f'bbox/object_category{k}.npy': np.full(len(f['tokens']), 4, np.int64),
-                 f'pose/lidar_ego_pose{k}.npy': f['pose'],
-                 f'calib/lidar_calibrated_sensor{k}.npy': calib}
-        for name, obj in files.items():
-            np.save(os.path.join(root, name), obj, allow_pickle=True)
-    return str(root)
-
-
-def _tiny_source(root):
-    """Ego drives 4 m forward; a car (token 'car') drives 8 m forward (global x 10 -> 18)
-    and is seen only in frame 0; a road patch at global x 24..26 is seen only in frame 0."""
-    rng = np.random.default_rng(0)
-    car = np.c_[rng.uniform(-1.5, 1.5, 40) + 10, rng.uniform(-0.8, 0.8, 40),
-                rng.uniform(0.3, 1.3, 40) - LIDAR_Z, np.full(40, 4)]        # lidar frame
-    road = np.c_[rng.uniform(24, 26, 30), rng.uniform(-1, 1, 30), np.full(30, 0.05 - LIDAR_Z),
-                 np.full(30, 11)]
-    noise = np.array([[0.5, 0.5, 0.0, 0.0]])                                # near-sensor label 0
-    box0 = [10.0, 0.0, -LIDAR_Z, 4.0, 2.0, 1.5, 0.0]
-    box1 = [14.0, 0.0, -LIDAR_Z, 4.0, 2.0, 1.5, 0.0]                          # global x 18
-    return _write_source(root, [
-        dict(points=np.concatenate([car, road, noise]), boxes=[box0], tokens=['car'],
-             pose=_pose('tok0', 1_000_000)),
-        dict(points=noise, boxes=[box1], tokens=['car'],
-             pose=_pose('tok1', 1_500_000, (4.0, 0.0)))])
-
-
 def test_moving_box_points_are_carried(tmp_path):
-    occ = build_sequence(load_source(_tiny_source(tmp_path / 'tiny')), G, progress=False)
+    occ = build_sequence(load_source(tiny_seq11(tmp_path / 'tiny')), G, progress=False)
     x0 = G.voxel_centers(np.argwhere(occ[0]['semantics'] == 4))[:, 0]
     lo0, hi0 = x0.min(), x0.max()
     assert 8.0 <= lo0 and hi0 <= 12.0                  # frame 0: ego x 10 (global 10)
@@ -107,7 +68,7 @@ def test_moving_box_points_are_carried(tmp_path):
 
 
 def test_ray_cast_modes(tmp_path):
-    frames = load_source(_tiny_source(tmp_path / 'tiny'))
+    frames = load_source(tiny_seq11(tmp_path / 'tiny'))
     own, every, none = (build_sequence(frames, G, ray_cast=m, progress=False)
                         for m in ('own', 'all', 'none'))
     assert not own[1]['mask_lidar'].any()              # frame 1's own scan: nothing valid
@@ -126,7 +87,7 @@ def test_ray_cast_modes(tmp_path):
 
 
 def test_densify_keeps_labels_and_adds_static(tmp_path):
-    frames = load_source(_tiny_source(tmp_path / 'tiny'))
+    frames = load_source(tiny_seq11(tmp_path / 'tiny'))
     plain = build_sequence(frames, G, progress=False)
     dense = build_sequence(frames, G, densify=True, progress=False)
     for p, d in zip(plain, dense):
@@ -145,7 +106,7 @@ def test_mask_camera_from_cameras(tmp_path):
     T[:3, 3] = [0.0, 0.0, 2.0]
     cam = CameraCalib('CAM_FRONT', T, np.array([[100.0, 0, 100], [0, 100.0, 100], [0, 0, 1]]),
                       (200, 200))
-    occ = build_sequence(load_source(_tiny_source(tmp_path / 'tiny')), G, cams=[cam],
+    occ = build_sequence(load_source(tiny_seq11(tmp_path / 'tiny')), G, cams=[cam],
                          cam_stride=2, progress=False)
     cam0, lid0, sem0 = occ[0]['mask_camera'], occ[0]['mask_lidar'], occ[0]['semantics']
     assert (cam0 <= lid0).all()                        # camera mask within mask_lidar
@@ -156,7 +117,7 @@ def test_mask_camera_from_cameras(tmp_path):
 
 
 def test_tiny_scene_written(tmp_path):
-    res = build_scene(_tiny_source(tmp_path / 'seq2'), str(tmp_path / 'out'), progress=False)
+    res = build_scene(tiny_seq11(tmp_path / 'seq2'), str(tmp_path / 'out'), progress=False)
     assert res['scene_name'] == 'nuscenes_seq2'
     assert res['info_path'] == str(tmp_path / 'out' / 'nuscenes_seq2_infos.pkl')
     infos = load_scene_infos(res['info_path'])['nuscenes_seq2']
@@ -167,42 +128,11 @@ def test_tiny_scene_written(tmp_path):
     assert (lab['semantics'] == 4).any()
 
 
-def test_default_scene_name():
-    assert default_scene_name('/a/b/nuscenes_seq11') == 'nuscenes_seq11'
-    assert default_scene_name('/a/b/seq11/') == 'nuscenes_seq11'
-
-
-def test_missing_pose_file_is_named(tmp_path):
-    src = _tiny_source(tmp_path / 'tiny')
-    os.remove(os.path.join(src, 'pose', 'lidar_ego_pose1.npy'))
-    with pytest.raises(FileNotFoundError, match='lidar_ego_pose1.npy'):
-        load_source(src)
-
-
-def test_non_finite_pose(tmp_path):
-    src = _tiny_source(tmp_path / 'tiny')
-    np.save(os.path.join(src, 'pose', 'lidar_ego_pose0.npy'),
-            _pose('tok0', 1_000_000, translation=[np.nan, 0.0, 0.0]), allow_pickle=True)
-    with pytest.raises(ValueError, match=r'lidar_ego_pose0\.npy.*non-finite'):
-        load_source(src)
-
-
-def test_wrong_shapes_are_named(tmp_path):
-    src = _tiny_source(tmp_path / 'tiny')
-    np.save(os.path.join(src, 'pc_seman', 'pc_seman_1.npy'), np.zeros((5, 3)))
-    with pytest.raises(ValueError, match=r'pc_seman_1\.npy.*\(N, 4\)'):
-        load_source(src)
-    src = _tiny_source(tmp_path / 'tiny2')
-    np.save(os.path.join(src, 'bbox', 'boxes_token0.npy'), np.array(['a', 'b']))
-    with pytest.raises(ValueError, match=r'boxes_token0\.npy.*2 entries'):
-        load_source(src)
-
-
 def test_cli_error_and_outputs(tmp_path, capsys):
     from tools import build_occupancy
     with pytest.raises(SystemExit, match='source folder not found'):
         build_occupancy.main([str(tmp_path / 'nope'), str(tmp_path / 'out'), '--quiet'])
-    src = _tiny_source(tmp_path / 'tiny')
+    src = tiny_seq11(tmp_path / 'tiny')
     build_occupancy.main([src, str(tmp_path / 'out'), '--quiet', '--scene-name', 'demo',
                           '--info-name', 'demo.pkl', '--report'])
     out = capsys.readouterr().out

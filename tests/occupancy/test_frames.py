@@ -14,10 +14,11 @@ import pytest
 from occwm.geometry import pose_matrix, se2_to_matrix, transform_points, yaw_quaternion
 from occwm.grid import OccGrid
 from occwm.io import load_labels
-from occwm.occupancy.builder import build_sequence, load_source, points_in_boxes
+from occwm.occupancy.builder import build_sequence, points_in_boxes
 from occwm.occupancy.frames import (SourceFrame, frame_path, frame_token, lidar_boxes_to_ego,
                                     load_frames, load_scene_json, read_frame, write_frame,
                                     write_scene_json)
+from occwm.occupancy.seq11 import load_source
 from occwm.occupancy.visibility import CameraCalib
 from tests.conftest import REPO
 
@@ -77,7 +78,7 @@ def test_source_frames_in_memory(tmp_path):
     assert [f.token for f in frames] == [frame_token('seq', 0), frame_token('seq', 1)]
     assert frames[1].timestamp - frames[0].timestamp == 500_000               # microseconds
     f = frames[0]
-    assert f.points.dtype == np.float64 and f.labels.dtype == np.int64 and f.box_frame == 'ego'
+    assert f.points.dtype == np.float64 and f.labels.dtype == np.int64
     assert list(f.box_tokens) == ['car', 'ped']
     np.testing.assert_allclose(f.boxes[0], [6.0, 0.0, 0.75, 4.0, 2.0, 1.5, 0.0])
     write_scene_json(src, 'my_scene')
@@ -116,11 +117,10 @@ def test_lidar_boxes_to_ego_hand_computed():
     centre = transform_points(tilted, np.array([[2.0, 0.0, -1.05]]))[0]
     np.testing.assert_allclose(out[0, :3], centre)
     assert abs(out[0, 6] + np.pi / 2) < 1e-3
-    # the legacy constructor path (LiDAR-frame boxes) converts at construction
+    # a SourceFrame keeps the boxes it is given (the ego frame: no conversion on construction)
     f = SourceFrame(0, 't', 0, np.zeros((0, 3)), np.zeros(0, np.int64), box, np.array(['a']),
                     np.array([4]), np.eye(4), LIDAR2EGO)
-    assert f.box_frame == 'ego'
-    np.testing.assert_allclose(f.boxes, lidar_boxes_to_ego(box, LIDAR2EGO))
+    assert f.boxes is box
 
 
 # ----------------------------------------------------------------------------- errors

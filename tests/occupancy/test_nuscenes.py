@@ -15,7 +15,8 @@ from occwm.infos.layouts import load_scene_infos
 from occwm.io import load_labels
 from occwm.occupancy.nuscenes import (build_nuscenes_scenes, load_nuscenes_scene,
                                      occ3d_class_maps, open_nuscenes, scene_cameras)
-from occwm.occupancy.builder import build_scene, load_source, points_in_boxes
+from occwm.occupancy.builder import build_scene, points_in_boxes
+from occwm.occupancy.seq11 import load_source
 from occwm.occupancy.visibility import CAMERA_NAMES, CameraCalib, load_cam_calib
 from occwm.geometry import pose_matrix, transform_points
 from occwm.grid import OccGrid
@@ -104,11 +105,10 @@ def test_frames_match_the_folder_frames(db, nusc):
         np.testing.assert_array_equal(a.lidar2ego, b.lidar2ego)
         assert list(a.box_tokens) == list(b.box_tokens)
         np.testing.assert_array_equal(a.box_labels, b.box_labels)
-        # the same ego-frame boxes (x, y, z_center, length, width, height, yaw): the folder's
-        # (w, l, heading + pi/2) turned canonical and rounded to float32 (the frame format)
-        np.testing.assert_allclose(a.boxes[:, :6], b.boxes[:, :6], atol=1e-5)
-        dyaw = np.angle(np.exp(1j * (a.boxes[:, 6] - b.boxes[:, 6])))
-        assert np.abs(dyaw).max() < 1e-6
+        # the same ego-frame boxes (x, y, z_center, length, width, height, yaw), bit for
+        # bit: both readers move LiDAR-frame boxes with frames.lidar_boxes_to_ego and
+        # frames.to_source_frame rounds them to the format's float32
+        np.testing.assert_array_equal(a.boxes, b.boxes)
         if a.index in (0, 5, 10):                        # the same points in the same box
             ego = transform_points(a.lidar2ego, a.points)
             np.testing.assert_array_equal(points_in_boxes(ego, a.boxes),
@@ -119,9 +119,9 @@ def test_root_mode_equals_folder_mode(built):
     root, folder = built
     occ_root, occ_folder = root['occupancy'][SCENE_NAME], folder['occupancy']
     assert len(occ_root) == len(occ_folder) == 11
-    for a, b in zip(occ_root, occ_folder):                 # measured: 100 % identical
-        assert (a['semantics'] == b['semantics']).mean() >= 0.999
-        assert (a['mask_lidar'] == b['mask_lidar']).mean() >= 0.999
+    for a, b in zip(occ_root, occ_folder):                 # the same frames: identical
+        np.testing.assert_array_equal(a['semantics'], b['semantics'])
+        np.testing.assert_array_equal(a['mask_lidar'], b['mask_lidar'])
     # the written files: same paths under gts/, same contents
     for pr, pf in zip(root['label_paths'][SCENE_NAME], folder['label_paths']):
         assert os.path.relpath(pr, os.path.dirname(root['info_path'])) == \
@@ -176,6 +176,16 @@ def test_missing_lidarseg_record_names_sample_or_skips(db, tmp_path):
     with pytest.warns(UserWarning, match=f"skipping sample {db['sample_tokens'][3]}"):
         frames = load_nuscenes_scene(nusc, SCENE_NAME, skip_missing=True)
     assert [f.token for f in frames] == db['sample_tokens'][:3] + db['sample_tokens'][4:]
+
+
+def test_bad_box_named_by_sample(db):
+    """Root-mode frames go through the frame format's checks (frames.to_source_frame)."""
+    nusc = open_nuscenes(db['root'], VERSION)                # own tables: edited in memory
+    sample = nusc.get('sample', db['sample_tokens'][2])
+    nusc.get('sample_annotation', sample['anns'][0])['size'] = [0.0, 4.0, 1.5]
+    with pytest.raises(ValueError, match=f"sample {sample['token']}: boxes: box 0: length, "
+                                         f"width, height must be > 0"):
+        load_nuscenes_scene(nusc, SCENE_NAME)
 
 
 def test_unknown_scene_named(db, nusc, tmp_path):
