@@ -32,14 +32,13 @@ horizontally.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from occwm.geometry import apply_se2, relative_se2, yaw_of, yaw_quaternion
-from occwm.infos.fields import add_trajectories, make_frame_info
+from occwm.geometry import apply_se2, relative_se2, se2_to_matrix, yaw_of, yaw_quaternion
+from occwm.infos.fields import add_trajectories, hashed_token, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
 from occwm.synthetic.world import (  # noqa: F401  (re-exported: the world model)
     BARRIER, BICYCLE, BUS, CAR, CONE, MANMADE, NONE, OTHER_FLAT, PEDESTRIAN, ROAD, SIDEWALK,
@@ -147,7 +146,6 @@ def generate_scene(seed: int, num_frames: int = 20, grid: OccGrid = DEFAULT_GRID
         ``ego2globals`` ``(L, 4, 4) float64`` planar ego -> global poses (z = 0),
         ``timestamps`` ``(L,) int64`` microseconds (``1 / cfg.frame_rate`` s apart).
     """
-    from occwm.geometry import se2_to_matrix
     world = build_world(seed, num_frames, grid, cfg)
     occ = np.stack([render_occupancy(world, t, grid) for t in range(num_frames)])
     poses = np.stack([se2_to_matrix(*p) for p in world.ego])
@@ -156,7 +154,7 @@ def generate_scene(seed: int, num_frames: int = 20, grid: OccGrid = DEFAULT_GRID
 
 def synthetic_token(scene_name: str, frame: int, seed: int) -> str:
     """A deterministic 32-hex sample token (nuScenes-like) for a synthetic frame."""
-    return hashlib.sha1(f'{SYNTHETIC_VERSION}/{scene_name}/{seed}/{frame}'.encode()).hexdigest()[:32]
+    return hashed_token(SYNTHETIC_VERSION, scene_name, seed, frame)
 
 
 def scene_seed(seed: int, split: int, index: int) -> int:
@@ -167,11 +165,22 @@ def scene_seed(seed: int, split: int, index: int) -> int:
 def write_synthetic_dataset(out_dir: str, num_train: int = 24, num_val: int = 6,
                             num_frames: int = 20, seed: int = 0, grid: OccGrid = DEFAULT_GRID,
                             cfg: Optional[SyntheticSceneConfig] = None,
-                            progress: bool = True) -> Dict[str, object]:
+                            progress: bool = True,
+                            scene_occupancy: Optional[Callable[[SyntheticWorld, str], Tuple[
+                                np.ndarray, np.ndarray, np.ndarray]]] = None,
+                            metadata: Optional[dict] = None) -> Dict[str, object]:
     """Write a SYNTHETIC data set in the layout of ``occwm.io`` and ``occwm.infos.fields``.
 
     Train scenes are ``synthetic-0000 ... synthetic-{num_train-1}``, val scenes the next
     ``num_val`` names, drawn from different seeds (``scene_seed``).
+
+    Args:
+        scene_occupancy: optional ``f(world, scene_name) -> (semantics, mask_lidar,
+            mask_camera)``, each ``(L, X, Y, Z) uint8`` in the ego frames of the world's
+            frames, in place of ``render_occupancy`` + ``visibility_masks`` (e.g. occupancy
+            built from a simulated LiDAR, ``tools/make_synthetic.py --lidar``). The scenes,
+            seeds, tokens, poses and splits are the same either way.
+        metadata: extra keys for the info pkls' ``metadata`` (e.g. how occupancy was made).
 
     Returns:
         ``{'data_root', 'gts', 'train', 'val' (pkl paths), 'scenes': {split: [names]},
@@ -191,8 +200,14 @@ def write_synthetic_dataset(out_dir: str, num_train: int = 24, num_val: int = 6,
         for i in range(count):
             name, sseed = f'synthetic-{index:04d}', scene_seed(seed, split_id, i)
             index += 1
-            occ, poses, stamps = generate_scene(sseed, num_frames, grid, cfg)
-            lidar, camera = visibility_masks(occ, grid, cfg)
+            if scene_occupancy is None:
+                occ, poses, stamps = generate_scene(sseed, num_frames, grid, cfg)
+                lidar, camera = visibility_masks(occ, grid, cfg)
+            else:
+                world = build_world(sseed, num_frames, grid, cfg)
+                occ, lidar, camera = scene_occupancy(world, name)
+                poses = np.stack([se2_to_matrix(*p) for p in world.ego])
+                stamps = world.timestamps
             frames = []
             for t in range(num_frames):
                 token = synthetic_token(name, t, sseed)
@@ -204,7 +219,7 @@ def write_synthetic_dataset(out_dir: str, num_train: int = 24, num_val: int = 6,
             out['num_frames'] += num_frames
         meta = dict(version=SYNTHETIC_VERSION, synthetic=True, seed=seed, split=split,
                     frame_rate=cfg.frame_rate, point_cloud_range=tuple(grid.point_cloud_range),
-                    voxel_size=grid.voxel_size)
+                    voxel_size=grid.voxel_size, **(metadata or {}))
         out[split] = os.path.join(out_dir, f'synthetic_infos_{split}.pkl')
         out['scenes'][split] = list(infos)
         save_pickle(out[split], dict(metadata=meta, infos=infos))
