@@ -13,7 +13,10 @@ model = dict(
     tokenizer_ckpt='work_dirs/vae',  # the tokenizer's work dir or a .pth,
     dit=dict(preset='S'),
     decoder='residual',  # or 'tokenizer' (latent-only)
-    residual=dict(width=32, gate_threshold=0.5),
+    # keep_agents: the movable classes are the agent tracker's (occwm/motion.py), the
+    # decoder changes the static world only (training scenes, existing weights: dynamic
+    # mIoU at 1 s 71.4 -> 75.0, mIoU 78.5 -> 80.1)
+    residual=dict(width=32, gate_threshold=0.5, keep_agents=True),
     cache_latents=True,  # encode each training frame once (per flip), not on every step
     # A scene the synthetic-trained tokenizer reconstructs with a geometric IoU under 0.8
     # (its synthetic training frames: 0.93-0.97; real nuScenes LiDAR occupancy: 0.30) is

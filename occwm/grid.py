@@ -61,6 +61,8 @@ FLAT_CLASSES: Tuple[int, ...] = (11, 12, 13, 14)
 DRIVEABLE_CLASSES: Tuple[int, ...] = (11,)
 # Background "stuff" that no object box carries: the flat classes, manmade, vegetation.
 STUFF_CLASSES: Tuple[int, ...] = (11, 12, 13, 14, 15, 16)
+# the ground: driveable_surface, other_flat, sidewalk, terrain
+GROUND_CLASSES: Tuple[int, ...] = (11, 12, 13, 14)
 
 
 def cell_centers(xy_range: Sequence[float], shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -80,15 +82,29 @@ def cell_centers(xy_range: Sequence[float], shape: Sequence[int]) -> Tuple[np.nd
             y0 + (np.arange(Y) + 0.5) * ((y1 - y0) / Y))
 
 
+OCC3D_Z_OFFSET = 0.8  # m, stated Occ3D-nuScenes z -> ego z (OccGrid.z_offset)
+
+
 @dataclass(frozen=True)
 class OccGrid:
     """A regular voxel grid in the ego frame.
 
     Args:
-        point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` in metres,
-            ego frame. Default: Occ3D-nuScenes ``[-40, -40, -1, 40, 40, 5.4]``.
+        point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` in metres, as
+            the data set states it. Default: Occ3D-nuScenes ``[-40, -40, -1, 40, 40, 5.4]``.
         voxel_size: edge length of a cubic voxel in metres (default 0.4).
         class_names: names of labels ``0..num_classes-1``; the last one is free.
+        z_offset: metres from the stated z range to the ego frame (x, y, z up, z = 0 on
+            the road under the rear axle): voxel layer ``k`` spans ego z
+            ``[z_min + z_offset + k v, z_min + z_offset + (k + 1) v)``. **The vertical
+            convention of occwm is Occ3D-nuScenes' own**: its official frames put every
+            road voxel in layer 0 (stated z -1.0 to -0.6 m; ``../shared/data/occ3d_sample``:
+            8,433 of 8,433 driveable voxels, sidewalk in layers 0-1, cars from layer 0 up),
+            while the road lies at ego z = 0 in nuScenes (LIDAR_TOP 1.84 m above it). So
+            the layers sit 0.8 m higher in the ego frame than the stated range says, and
+            the default 0.8 puts the road (ego z in [-0.2, 0.2)) in layer 0 for built
+            occupancy, synthetic scenes and Occ3D ground truth alike. Everything metric
+            (``origin``, ``points_to_voxels``, ``voxel_centers``) is in the ego frame.
 
     Derived: ``shape`` ``(X, Y, Z)`` = (200, 200, 16) by default, ``free_label`` = 17,
     ``num_classes`` = 18 (semantic classes 0..16 plus free).
@@ -97,6 +113,7 @@ class OccGrid:
     point_cloud_range: Tuple[float, ...] = (-40.0, -40.0, -1.0, 40.0, 40.0, 5.4)
     voxel_size: float = 0.4
     class_names: Tuple[str, ...] = field(default=OCC3D_CLASS_NAMES)
+    z_offset: float = OCC3D_Z_OFFSET
 
     def __post_init__(self):
         if len(self.point_cloud_range) != 6:
@@ -125,8 +142,9 @@ class OccGrid:
 
     @property
     def origin(self) -> np.ndarray:
-        """``(3,) float64`` metres: the lower corner of voxel (0, 0, 0), ego frame."""
-        return np.asarray(self.point_cloud_range[:3], dtype=np.float64)
+        """``(3,) float64`` metres: the lower corner of voxel (0, 0, 0), ego frame
+        (the stated range's corner raised by ``z_offset``)."""
+        return np.asarray(self.point_cloud_range[:3], dtype=np.float64) + [0.0, 0.0, self.z_offset]
 
     def points_to_voxels(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Voxel indices of points.

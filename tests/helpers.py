@@ -5,7 +5,8 @@ from occwm.infos.fields import add_trajectories, make_frame_info
 from occwm.io import labels_path, save_labels, save_pickle
 from occwm.grid import OccGrid
 
-TINY_GRID = OccGrid(point_cloud_range=(-6.4, -6.4, -1.0, 6.4, 6.4, 2.2), voxel_size=0.4)  # 32x32x8
+# 32x32x8; its stated range is the ego frame (z_offset 0): layer 2 is ego z [-0.2, 0.2)
+TINY_GRID = OccGrid(point_cloud_range=(-6.4, -6.4, -1.0, 6.4, 6.4, 2.2), voxel_size=0.4, z_offset=0.0)
 
 
 def write_tiny_scenes(root, lengths=(13, 5), grid=TINY_GRID, speed=2.0, name='infos.pkl'):

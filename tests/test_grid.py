@@ -16,13 +16,32 @@ def test_occ3d_defaults():
 
 
 def test_points_to_voxels_and_centres():
+    """Ego frame, Occ3D's vertical convention: layer k spans ego z [-0.2 + 0.4 k, ...)."""
     g = DEFAULT_GRID
-    pts = np.array([[-40.0, -40.0, -1.0], [0.1, -0.1, 0.0], [39.99, 39.99, 5.39], [40.0, 0, 0]])
+    pts = np.array([[-40.0, -40.0, -0.19], [0.1, -0.1, 0.0], [39.99, 39.99, 6.19], [40.0, 0, 0],
+                    [0.0, 0.0, -0.21]])
     idx, inside = g.points_to_voxels(pts)
-    assert inside.tolist() == [True, True, True, False]
-    assert idx[0].tolist() == [0, 0, 0] and idx[1].tolist() == [100, 99, 2]
+    assert inside.tolist() == [True, True, True, False, False]
+    assert idx[0].tolist() == [0, 0, 0] and idx[1].tolist() == [100, 99, 0]  # the road: layer 0
     assert idx[2].tolist() == [199, 199, 15]
-    np.testing.assert_allclose(g.voxel_centers(idx[1:2])[0], [0.2, -0.2, 0.0])
+    np.testing.assert_allclose(g.voxel_centers(idx[1:2])[0], [0.2, -0.2, 0.0], atol=1e-9)
+    flat = OccGrid(z_offset=0.0)  # the stated range as the ego frame
+    assert flat.points_to_voxels(pts[1:2])[0][0].tolist() == [100, 99, 2]
+
+
+def test_vertical_convention_matches_the_official_occ3d_frame(occ3d_sample):
+    """Synthetic scenes in the default grid put their road where the official
+    Occ3D-nuScenes frame has every road voxel: layer 0 (the official cars start there,
+    the clean synthetic ones on top of it)."""
+    from occwm.io import load_labels
+    from occwm.synthetic.scenes import generate_scene
+    official = load_labels(occ3d_sample)['semantics']
+    synthetic = generate_scene(0, num_frames=1)[0][0]
+    for occ in (official, synthetic):
+        road = np.nonzero(occ == 11)[2]
+        assert np.bincount(road, minlength=16)[0] == len(road) > 0  # every road voxel in layer 0
+    assert np.nonzero(official == 4)[2].min() == 0
+    assert np.nonzero(synthetic == 4)[2].min() == 1
 
 
 def test_custom_grid_and_bad_range():

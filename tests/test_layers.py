@@ -15,12 +15,13 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 from tests.conftest import REPO
 
 # Who may import whom. A unit may always import itself; nothing else is allowed.
-#   L0  core:          occwm/{__init__,compat,registry,grid,geometry,io}.py
+#   L0  core:          occwm/{__init__,compat,registry,runtime,grid,geometry,io}.py
 #   L1  warp, motion, window:  occwm/warp.py, occwm/motion.py, occwm/window.py
 #   L2  data side:     infos | data, occupancy, synthetic (each may read info pkls)
 #   L3  models
 #   L4  evaluation, visualization
 #   L5  engine (hooks), scenarios
+#   L6  api (the Python API: models, evaluation, visualization)
 CORE = {'core'}
 L1 = CORE | {'warp', 'motion', 'window'}
 L2 = L1 | {'infos', 'data', 'occupancy', 'synthetic'}
@@ -38,9 +39,10 @@ ALLOWED: Dict[str, Set[str]] = {
     'visualization': L2,
     'engine':        L2 | {'models', 'evaluation', 'visualization'},
     'scenarios':     L2 | {'models', 'evaluation', 'visualization'},
+    'api':           L2 | {'models', 'evaluation', 'visualization'},
 }
-CORE_MODULES = {'occwm', 'occwm.compat', 'occwm.registry', 'occwm.grid', 'occwm.geometry',
-                'occwm.io'}
+CORE_MODULES = {'occwm', 'occwm.compat', 'occwm.registry', 'occwm.runtime', 'occwm.grid',
+                'occwm.geometry', 'occwm.io'}
 
 PACKAGE = os.path.join(REPO, 'occwm')
 

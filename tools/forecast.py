@@ -17,14 +17,22 @@ and prints the tables. It is ``tools/test.py`` (the same ``Runner.test``, window
 and metric) with two more outputs: the ``DumpForecasts`` metric writes the files and
 ``ForecastRenderHook`` the pictures; ``tools/eval_occ.py --pred-root OUT`` scores the
 files to the same numbers. Seconds per forecast: ``tools/benchmark_forecast.py``.
+Threads: as ``tools/train.py`` (``OCCWM_THREADS``); ``--verbose`` also prints the config
+dump (always in the log file).
 """
-import argparse
-import os
-import sys
+from occwm.runtime import configure_threads
 
-from mmengine.config import Config, DictAction
+if __name__ == '__main__':  # first: OpenMP reads its settings when torch loads
+    configure_threads()
 
-from occwm.evaluation.protocols import MASKS, PROTOCOLS
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from mmengine.config import DictAction  # noqa: E402
+
+from occwm import runtime  # noqa: E402
+from occwm.evaluation.protocols import MASKS, PROTOCOLS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -51,21 +59,34 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='folder for the logs (default: OUT/logs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print the config dump and hook table (always in the log file)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from occwm.engine.checks import check_data, load_config
     from occwm.engine.evaluate import check_test_set, run_test
     from occwm.evaluation.protocols import apply_protocol
     from occwm.evaluation.report import write_report
 
+    if args.infos and not os.path.isfile(args.infos):
+        sys.exit(f'error: --infos {args.infos} not found (an info pkl, e.g. '
+                 f'data/synthetic/synthetic_infos_val.pkl)')
+    if args.data_root and not os.path.isdir(args.data_root):
+        sys.exit(f'error: --data-root {args.data_root} not found (the folder holding gts/)')
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found (train one with  '
                  f'python tools/train.py configs/occ.py)')
-    if args.infos and not os.path.isfile(args.infos):
-        sys.exit(f'error: --infos {args.infos} not found')
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+        if not args.no_render:  # before any forecast, not at the first picture
+            runtime.require_open3d()
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
+    if args.verbose:
+        cfg.verbose = True
     preset = apply_protocol(cfg, args.protocol, args.mask, num_future=args.num_future)
     ds = cfg.test_dataloader.dataset
     if args.data_root:
@@ -85,8 +106,9 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     try:
+        check_data(cfg, ('test_dataloader',))
         n = len(check_test_set(cfg, preset['name']))
-    except (FileNotFoundError, ValueError) as e:
+    except (runtime.SetupError, FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     if args.windows is not None:
         bad = [i for i in args.windows if not 0 <= i < n]
@@ -100,7 +122,13 @@ def main(argv=None):
             dict(type='ForecastRenderHook', out_dir=args.out, grid=grid)]
     cfg.work_dir = args.work_dir or os.path.join(args.out, 'logs')
     cfg.load_from, cfg.resume = args.checkpoint, False
-    metrics, report = run_test(cfg)
+    plan = runtime.fit_dataloaders(cfg)
+    if plan is not None:
+        print(plan.describe())
+    try:
+        metrics, report = run_test(cfg)
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
     if report is None:  # ranks other than 0
         return
     json_path, md_path = (os.path.join(args.out, f'metrics.{e}') for e in ('json', 'md'))

@@ -7,15 +7,22 @@ and ego-motion-warp baselines; per-class IoU per frame. Tokenizer (configs/vae.p
 reconstruction IoU / mIoU of every frame of the test set. ``--out-json`` / ``--out-md``
 save the report (schema: README, "Evaluation protocols"). Multi-GPU:
 ``torchrun --nproc_per_node N tools/test.py CONFIG CKPT --launcher pytorch`` gives the
-same numbers as one process.
+same numbers as one process. Threads: as ``tools/train.py`` (``OCCWM_THREADS``);
+``--verbose`` also prints the config dump (always in the log file).
 """
-import argparse
-import os
-import sys
+from occwm.runtime import configure_threads
 
-from mmengine.config import Config, DictAction
+if __name__ == '__main__':  # first: OpenMP reads its settings when torch loads
+    configure_threads()
 
-from occwm.evaluation.protocols import MASKS, PROTOCOLS, apply_protocol
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from mmengine.config import DictAction  # noqa: E402
+
+from occwm import runtime  # noqa: E402
+from occwm.evaluation.protocols import MASKS, PROTOCOLS, apply_protocol  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,6 +46,8 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, applied last, e.g. '
                              'test_dataloader.dataset.scenes=[scene-0103]')
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print the config dump and hook table (always in the log file)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed evaluation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -51,10 +60,16 @@ def main(argv=None):
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found')
+    from occwm.engine.checks import check_data, load_config
     from occwm.engine.evaluate import check_test_set, run_test
     from occwm.evaluation.report import write_report
 
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
+    if args.verbose:
+        cfg.verbose = True
     cfg.launcher = args.launcher
     forecaster = cfg.model.get('type') == 'OccForecaster'
     preset = apply_protocol(cfg, args.protocol, args.mask, windows=forecaster,
@@ -77,10 +92,17 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     cfg.resume = False
     try:
+        check_data(cfg, ('test_dataloader',))
         check_test_set(cfg, preset['name'])
-    except (FileNotFoundError, ValueError) as e:
+    except (runtime.SetupError, FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
-    metrics, report = run_test(cfg)
+    plan = runtime.fit_dataloaders(cfg)
+    if plan is not None:
+        print(plan.describe())
+    try:
+        metrics, report = run_test(cfg)
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
     if report is None:  # ranks other than 0
         return
     write_report(report, args.out_json, args.out_md,

@@ -5,19 +5,31 @@ Examples:
     python tools/train.py configs/occ.py            # the forecaster (needs the tokenizer)
     python tools/train.py configs/occ.py --resume   # resume from work_dir's last checkpoint
     torchrun --nproc_per_node 8 tools/train.py configs/occ_nuscenes.py --launcher pytorch
+
+Threads: torch threads + dataloader workers fit in the CPUs this process may use
+(occwm/runtime.py); OCCWM_THREADS=N plans for N CPUs, OCCWM_THREADS=off keeps torch's
+defaults. The terminal shows progress and results; --verbose adds the config dump and
+hook table (always in the log file under the work dir).
 """
-import argparse
-import os
-import sys
+from occwm.runtime import configure_threads
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+if __name__ == '__main__':  # first: OpenMP reads its settings when torch loads
+    configure_threads()
 
-import occwm.compat  # noqa: F401  (spconv CPU shim, safe checkpoint loading)
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+import occwm.compat  # noqa: F401, E402  (spconv CPU shim, safe checkpoint loading)
+from occwm import runtime  # noqa: E402
+from occwm.engine.checks import check_data, check_tokenizer, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train an occwm model with mmengine.')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, e.g. configs/occ.py')
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
@@ -26,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print the config dump and hook table (always in the log file)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed training')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -35,8 +49,12 @@ def parse_args(argv=None):
 
 
 def build_config(args) -> Config:
-    """The config of ``args`` with the command-line overrides applied."""
-    cfg = Config.fromfile(args.config)
+    """The config of ``args`` with the command-line overrides applied.
+
+    Raises:
+        SetupError: the config file is not found.
+    """
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -51,17 +69,32 @@ def build_config(args) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
+    if args.verbose:
+        cfg.verbose = True
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_config(args)
+    from occwm.engine.runner import build_runner
     try:
-        runner = Runner.from_cfg(cfg)
-    except FileNotFoundError as e:  # e.g. the forecaster's tokenizer checkpoint
+        cfg = build_config(args)
+        check_data(cfg, ('train_dataloader', 'val_dataloader'))
+        check_tokenizer(cfg)
+        if args.resume == 'auto' and not os.path.isfile(os.path.join(cfg.work_dir,
+                                                                     'last_checkpoint')):
+            print(f'--resume: no checkpoint in {cfg.work_dir} yet, training from the start')
+            cfg.resume = False
+        plan = runtime.fit_dataloaders(cfg)
+        if plan is not None:
+            print(plan.describe())
+        runner = build_runner(cfg)
+    except (runtime.SetupError, FileNotFoundError) as e:
         sys.exit(f'error: {e}')
-    runner.train()
+    try:
+        runner.train()
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
     print(f'checkpoints and logs written to {os.path.abspath(cfg.work_dir)}')
 
 

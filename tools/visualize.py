@@ -22,20 +22,28 @@ A window of a data set, or a whole scene::
 ``--interactive`` opens a window that steps through time (right / N, left / P, Q quits)
 when a display exists, and otherwise says so and writes ``--out``. The open3d backend
 is chosen automatically (``--backend`` or ``$OCCWM_RENDER_BACKEND`` override) and printed.
+Classes are drawn in ``occwm.visualization.geometry.CLASS_PALETTE`` (the Occ3D colours,
+manmade and bicycle darkened so that every class stands out from the white background).
 """
-import argparse
-import dataclasses
-import os
-import sys
-import time
-import warnings
+from occwm.runtime import configure_threads
 
-from occwm.geometry import FRAME_DT
-from occwm.visualization import figures, sources
-from occwm.visualization.export import MESH_EXTS, export_mesh
-from occwm.visualization.media import IMAGE_EXTS, VIDEO_EXTS, save_image, write_video
-from occwm.visualization.render import BACKEND_ENV, VIEWS, OccRenderer
-from occwm.window import OccWindow
+if __name__ == '__main__':  # first: OpenMP reads its settings when torch loads
+    configure_threads(workers=0)
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+from occwm.geometry import FRAME_DT  # noqa: E402
+from occwm.runtime import SetupError  # noqa: E402
+from occwm.visualization import figures, sources  # noqa: E402
+from occwm.visualization.export import MESH_EXTS, export_mesh  # noqa: E402
+from occwm.visualization.media import IMAGE_EXTS, VIDEO_EXTS, save_image, write_video  # noqa: E402
+from occwm.visualization.render import BACKEND_ENV, VIEWS, OccRenderer  # noqa: E402
+from occwm.window import OccWindow  # noqa: E402
 
 FALLBACK_OUT = 'visualization.gif'
 
@@ -226,7 +234,10 @@ def main(argv=None):
                 print(f'rendering with {probe.describe()}')
         except RuntimeError as e:
             sys.exit(f'error: {e}')
-    path = write(args, win, preds, title, single)
+    try:
+        path = write(args, win, preds, title, single)
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     n = figures.num_steps(win, preds)
     print(f'wrote {os.path.abspath(path)} (from {n} occupancy frame{"s" * (n != 1)}, '
           f'{time.perf_counter() - t0:.1f} s)')

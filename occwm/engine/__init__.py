@@ -1,6 +1,10 @@
-"""The runner side of occwm: mmengine hooks (registered in ``occwm.registry.HOOKS``) and
-the one evaluation path (``evaluate``: ``Runner.test`` for checkpoints and for files)."""
+"""The runner side of occwm: mmengine hooks (registered in ``occwm.registry.HOOKS``),
+the runner of the tools (``runner``: quiet console, prompt progress lines), the checks
+the tools run first (``checks``) and the one evaluation path (``evaluate``:
+``Runner.test`` for checkpoints and for files)."""
 from occwm.engine.render_hook import ForecastRenderHook
+from occwm.engine.runner import OccRunner, ProgressLoggerHook, build_runner
 from occwm.engine.vis_hook import OccVisHook
 
-__all__ = ['OccVisHook', 'ForecastRenderHook']
+__all__ = ['OccVisHook', 'ForecastRenderHook', 'OccRunner', 'ProgressLoggerHook',
+           'build_runner']

@@ -52,7 +52,8 @@ def check_test_set(cfg: Config, protocol: str):
 
 
 def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
-    """``Runner.from_cfg(cfg).test()``, under an experiment name of its own (two runs in
+    """``Runner.from_cfg(cfg).test()`` (``OccRunner``: a quiet console), under an
+    experiment name of its own (two runs in
     one second in one process would otherwise share mmengine's logger and visualizer).
 
     Returns:
@@ -62,10 +63,10 @@ def run_test(cfg: Config) -> Tuple[Dict[str, float], Optional[dict]]:
         ``report['sample_agreement']``); ``None`` on ranks other than 0.
     """
     import occwm.compat  # noqa: F401  (spconv CPU shim, weights-only checkpoints)
-    from mmengine.runner import Runner
+    from occwm.engine.runner import build_runner
     if not cfg.get('experiment_name'):  # mmengine names runs by the second; two runs in one
         cfg.experiment_name = f'test_{time.strftime("%Y%m%d_%H%M%S")}_{uuid.uuid4().hex[:6]}'
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     metrics = runner.test()
     kept = [m for m in runner.test_evaluator.metrics if getattr(m, 'last_report', None) is not None]
     if not kept:

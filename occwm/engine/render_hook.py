@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from occwm.evaluation.from_files import prediction_path
 from occwm.grid import DEFAULT_GRID, OccGrid
 from occwm.registry import HOOKS
+from occwm.runtime import require_open3d
 
 
 @HOOKS.register_module()
@@ -22,11 +23,15 @@ class ForecastRenderHook(Hook):
         out_dir: the output folder (that of ``DumpForecasts``).
         past_shown: observed frames shown before the future (default 1: the present).
         grid: keyword arguments of ``OccGrid`` (default Occ3D-nuScenes).
+
+    Raises:
+        occwm.runtime.SetupError: open3d cannot load (names the missing system library).
     """
 
     priority = 'LOW'
 
     def __init__(self, out_dir: str, past_shown: int = 1, grid: Optional[dict] = None):
+        require_open3d()  # a missing system library is said before the first forecast
         self.out_dir, self.past_shown = out_dir, past_shown
         self.grid = OccGrid(**grid) if grid else DEFAULT_GRID
 

@@ -36,6 +36,9 @@ class OccVisHook(Hook):
         name: image name in the vis backends.
         grid: keyword arguments of ``OccGrid`` (default Occ3D-nuScenes).
 
+    Raises:
+        occwm.runtime.SetupError: open3d cannot load (names the missing system library).
+
     The image (``(H, W, 3) uint8`` RGB) goes to ``runner.visualizer.add_image(name,
     image, step=runner.iter)``. The batch's ``data_samples`` are the windows
     (``OccWindow``, as ``PackOccInputs`` gives); the model's ``predict`` outputs must
@@ -51,6 +54,8 @@ class OccVisHook(Hook):
                  future_shown: Optional[Sequence[int]] = (1, 3, 5), past_shown: int = 1,
                  name: str = 'val_forecast', grid: Optional[dict] = None):
         from occwm.grid import DEFAULT_GRID, OccGrid
+        from occwm.runtime import require_open3d
+        require_open3d()  # a missing system library is said now, not after training
         self.grid = OccGrid(**grid) if grid else DEFAULT_GRID
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')

@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from occwm.grid import DYNAMIC_CLASSES
 from occwm.models.tokenizer import ResBlock2d, _group_norm
 
 
@@ -67,13 +68,19 @@ class ResidualDecoder(nn.Module):
             the changed ones and a share of the unchanged ones), to bound memory.
         unchanged_share: fraction of unchanged columns decoded in training (they teach
             the column head to reproduce the warped present where the gate fires wrongly).
+        keep_agents: leave the movable classes (``occwm.grid.DYNAMIC_CLASSES``) to the
+            agent tracker that moved them in the base (``occwm.motion``): a column of the
+            base holding one is never decoded, and decoded columns never take one (its
+            logits are masked; in training its voxels are ignored). The decoder then
+            changes the static world only.
     """
 
     def __init__(self, latent_channels: int, num_classes: int = 18,
                  grid_shape: Tuple[int, int, int] = (200, 200, 16),
                  latent_shape: Tuple[int, int] = (50, 50), width: int = 32, embed_dim: int = 4,
                  gate_init: float = -6.0, gate_threshold: float = 0.5,
-                 max_train_columns: int = 4096, unchanged_share: float = 0.05):
+                 max_train_columns: int = 4096, unchanged_share: float = 0.05,
+                 keep_agents: bool = False):
         super().__init__()
         X, Y, Z = grid_shape
         H, W = latent_shape
@@ -84,6 +91,10 @@ class ResidualDecoder(nn.Module):
         self.factor = X // H
         self.gate_threshold = gate_threshold
         self.max_train_columns, self.unchanged_share = max_train_columns, unchanged_share
+        agents = torch.zeros(num_classes, dtype=torch.bool)
+        if keep_agents:
+            agents[list(DYNAMIC_CLASSES)] = True
+        self.register_buffer('agent_classes', agents, persistent=False)  # (K,) bool
         C, D, f = latent_channels, width, self.factor
         # a column (its Z labels) -> D features: a 1x1 conv of its class histogram, its
         # occupied voxels and whether the warp has data there (column_descriptor)
@@ -146,7 +157,13 @@ class ResidualDecoder(nn.Module):
         f = torch.cat([feat[n, :, x, y], self.embed(labels).flatten(1)], 1)  # (M, D + Z * E)
         logits = self.column(f).unflatten(1, (self.grid_shape[2], self.num_classes))  # (M, Z, K)
         bonus = self.keep_bonus.expand(labels.shape)[..., None]  # (M, Z, 1)
-        return logits.scatter_add(2, labels[..., None], bonus)
+        logits = logits.scatter_add(2, labels[..., None], bonus)
+        return logits.masked_fill(self.agent_classes, float('-inf'))  # tracker's classes
+
+    def agent_columns(self, warped_occ: torch.Tensor) -> torch.Tensor:
+        """``(N, X, Y) bool``: columns of ``warped_occ`` ``(N, X, Y, Z) uint8`` holding a
+        class left to the agent tracker (none without ``keep_agents``)."""
+        return self.agent_classes[warped_occ.long()].any(-1)
 
     def forward(self, warped_occ: torch.Tensor, valid: torch.Tensor, z: torch.Tensor,
                 w: torch.Tensor, w_valid: torch.Tensor) -> torch.Tensor:
@@ -159,7 +176,7 @@ class ResidualDecoder(nn.Module):
         out = warped_occ.clone()
         gate = self.gate(feat)[:, 0]  # (N, X, Y)
         open_ = (gate > torch.logit(torch.tensor(self.gate_threshold))) | ~valid.bool()  # (N, X, Y)
-        idx = open_.nonzero()  # (M, 3)
+        idx = (open_ & ~self.agent_columns(warped_occ)).nonzero()  # (M, 3)
         if len(idx):
             labels = self.column_logits(feat, warped_occ, idx).argmax(-1)  # (M, Z)
             out[idx[:, 0], idx[:, 1], idx[:, 2]] = labels.to(out.dtype)
@@ -181,6 +198,7 @@ class ResidualDecoder(nn.Module):
         loss_gate = F.binary_cross_entropy_with_logits(gate, changed.to(gate.dtype))
         pick = changed | (torch.rand(changed.shape, generator=generator, device=changed.device)
                           < self.unchanged_share)  # (N, X, Y)
+        pick &= ~self.agent_columns(warped_occ)
         idx = pick.nonzero()  # (M, 3)
         cap = self.max_train_columns * changed.shape[0]
         if len(idx) > cap:
@@ -189,5 +207,8 @@ class ResidualDecoder(nn.Module):
             return dict(loss_gate=loss_gate, loss_column=feat.sum() * 0)
         logits = self.column_logits(feat, warped_occ, idx)  # (M, Z, K)
         labels = target[idx[:, 0], idx[:, 1], idx[:, 2]].long()  # (M, Z)
-        loss_column = F.cross_entropy(logits.flatten(0, 1), labels.flatten())
+        labels = labels.masked_fill(self.agent_classes[labels], -100)  # the tracker's: ignored
+        if not (labels >= 0).any():
+            return dict(loss_gate=loss_gate, loss_column=feat.sum() * 0)
+        loss_column = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
         return dict(loss_gate=loss_gate, loss_column=loss_column)

@@ -33,8 +33,10 @@ frame ``k`` of the sequence:
 4. each track's points of all frames, in box-local coordinates (origin at the box
    centre, x along yaw), are placed into every frame where its box exists (moving
    objects densified, not smeared);
-5. voxelisation with the majority label per voxel; with ``densify``, free voxels on the
-   Poisson surface of the static points of the whole sequence (reconstructed once, in
+5. voxelisation with the majority label per voxel, ground points just below the lowest
+   layer lifted into it (``floor_ground``; the vertical convention is
+   ``OccGrid.z_offset``'s: seq11's road 99.8 % in layer 0, as Occ3D's); with
+   ``densify``, free voxels on the Poisson surface of the static points of the whole sequence (reconstructed once, in
    the planar frame of frame 0) are filled (``occwm.occupancy.densify``, SurroundOcc);
 6. ``mask_lidar`` (``occwm.occupancy.visibility``, Occ3D LiDAR visibility, exact 3D DDA):
    ``ray_cast='all'``: every scan j casts rays from its own sensor origin (its
@@ -68,7 +70,7 @@ from occwm.occupancy.report import (OCC3D_NONFREE_FRACTION, format_report,  # no
 from occwm.occupancy.seq11 import (  # noqa: F401  (re-exported: the seq11 reader)
     default_scene_name, load_source, read_seq11_frame, seq11_indices)
 from occwm.occupancy.visibility import CameraCalib
-from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, STUFF_CLASSES, OccGrid
+from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, GROUND_CLASSES, STUFF_CLASSES, OccGrid
 
 NEAR_SENSOR_M = 3.0          # label-0 returns closer than this to the sensor are invalid
 # LiDAR returns dropped as hitting the ego's own body: the ego vehicle of occwm.geometry
@@ -133,6 +135,35 @@ def points_in_boxes(points: np.ndarray, boxes: np.ndarray, chunk: int = 8192) ->
         hit = inside.any(axis=1)
         out[i:i + chunk][hit] = inside[hit].argmax(axis=1)
     return out
+
+
+GROUND_FLOOR_M = 0.4  # ground points this far below the lowest layer are kept in it
+
+
+def floor_ground(points: np.ndarray, labels: np.ndarray, grid: OccGrid = DEFAULT_GRID,
+                 margin: float = GROUND_FLOOR_M) -> np.ndarray:
+    """Ground points (``GROUND_CLASSES``) up to ``margin`` m below the grid's lowest
+    layer, lifted into it.
+
+    The vertical convention (``OccGrid.z_offset``) puts the road under the ego in layer 0
+    (ego z -0.2 to 0.2 m), as the official Occ3D-nuScenes frames have every road voxel
+    there; a road that falls away from the ego (seq11: the road's median ego z is -0.02 m
+    within 10 m, -0.1 to -0.15 m at 20-40 m, 5 % of it below -0.5 m) would otherwise drop
+    out of the grid.
+
+    Args:
+        points: ``(N, 3+)`` metres, ego frame; labels: ``(N,)`` ints.
+
+    Returns:
+        ``(N, 3+) float64`` (a copy where anything is lifted).
+    """
+    z0 = grid.origin[2]
+    low = np.isin(labels, GROUND_CLASSES) & (points[:, 2] < z0) & (points[:, 2] >= z0 - margin)
+    if not low.any():
+        return points
+    points = np.array(points, dtype=np.float64)
+    points[low, 2] = z0 + 1e-6
+    return points
 
 
 def voxelize_majority(points: np.ndarray, labels: np.ndarray, grid: OccGrid = DEFAULT_GRID
@@ -237,7 +268,8 @@ def _static_surface(frames, split, flat, grid: OccGrid) -> np.ndarray:
         view = transform_points(inv_0 @ T, f.lidar2ego[None, :3, 3])[0]   # sensor origin
         views.append(np.broadcast_to(view, pts[-1].shape))
     pts, views = np.concatenate(pts), np.concatenate(views)              # (N, 3) each
-    lo, hi = np.asarray(grid.point_cloud_range[:3]), np.asarray(grid.point_cloud_range[3:])
+    lo = grid.origin
+    hi = lo + np.asarray(grid.shape) * grid.voxel_size
     keep = (pts[:, 2] > lo[2] - 1) & (pts[:, 2] < hi[2] + 2)
     near = np.zeros(len(pts), bool)
     for T in flat:                                                        # inside some grid
@@ -302,7 +334,8 @@ def build_sequence(frames: Sequence[SourceFrame], grid: OccGrid = DEFAULT_GRID,
                 loc = instances[tok]
                 pts.append(box_global(loc, f.boxes[b]))                   # (n, 3) ego frame
                 labs.append(loc[:, 3].astype(np.int64))
-        sem = voxelize_majority(np.concatenate(pts), np.concatenate(labs), grid)  # step 5
+        pts, labs = np.concatenate(pts), np.concatenate(labs)
+        sem = voxelize_majority(floor_ground(pts, labs, grid), labs, grid)  # step 5
         if surface is not None:
             from occwm.occupancy.densify import fill_from_surface
             sem, _ = fill_from_surface(sem, transform_points(inv_k @ flat[0], surface),
@@ -404,7 +437,8 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
     note = camera_note(cams, cam_stride)
     metadata = dict(version='occwm-occ-builder-v2',
                     source=os.path.basename(os.path.normpath(src_dir)), format=fmt,
-                    point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size,
+                    point_cloud_range=tuple(grid.point_cloud_range), z_offset=grid.z_offset,
+                    voxel_size=grid.voxel_size,
                     occ_size=grid.shape, ray_cast=mode, densify=densify, mask_camera=note)
     infos = {scene_name: frame_infos(frames, scene_name)}
     save_pickle(info_path, dict(metadata=metadata, infos=infos))

@@ -441,7 +441,8 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
     out['info_path'] = os.path.join(out_dir, info_name or f'nuscenes_occ_infos_{version}.pkl')
     notes = set(out['mask_camera'].values())
     metadata = dict(version='occwm-occ-builder-v2', source=f'nuscenes:{version}',
-                    point_cloud_range=tuple(grid.point_cloud_range), voxel_size=grid.voxel_size,
+                    point_cloud_range=tuple(grid.point_cloud_range), z_offset=grid.z_offset,
+                    voxel_size=grid.voxel_size,
                     occ_size=grid.shape, ray_cast=mode,
                     densify=bool((build_options or {}).get('densify', False)),
                     mask_camera=(notes.pop() if len(notes) == 1

@@ -13,12 +13,12 @@ label ids) lives in ``occwm.synthetic.world`` and is re-exported here.
 A frame transforms the grid's column centres with the ego pose, looks the world's
 static map up and adds the agents as oriented boxes.
 
-Vertical convention: the ego frame has z = 0 on the road surface (as measured on the
-real nuScenes sequence in ``../shared/data``); the driveable surface is the voxel
-layer that contains ``cfg.ground_z`` (index 2 of the default grid, z in [-0.2, 0.2]);
-sidewalks are raised by one voxel (two layers); objects stand on the ground layer.
-NOTE: the official Occ3D-nuScenes sample in ``../shared/data/occ3d_sample`` has its
-driveable surface at z index 0 (z in [-1.0, -0.6]); set ``ground_z=-0.8`` to mimic it.
+Vertical convention (``occwm.grid.OccGrid.z_offset``, Occ3D-nuScenes' own): the ego
+frame has z = 0 on the road surface (as measured on the real nuScenes sequence in
+``../shared/data``); the driveable surface is the voxel layer that contains
+``cfg.ground_z`` (layer 0 of the default grid, ego z in [-0.2, 0.2), as in the
+official Occ3D-nuScenes frames); sidewalks are raised by one voxel (two layers);
+objects stand on the ground layer.
 Ground is labelled only near the roads (within ``ground_extent`` of the sidewalk and
 never under buildings), as Occ3D leaves never-observed ground free. The ego's own
 body (``ego_size``) is cleared above the ground layer, as in Occ3D.
@@ -53,7 +53,8 @@ def _ground_layer(grid: OccGrid, cfg: SyntheticSceneConfig) -> int:
     """z index of the driveable surface: the layer that contains ``cfg.ground_z``."""
     k = int(np.floor((cfg.ground_z - grid.origin[2]) / grid.voxel_size))
     if not 0 <= k < grid.shape[2] - 1:
-        raise ValueError(f'ground_z={cfg.ground_z} m is outside the z range of {grid.point_cloud_range}')
+        raise ValueError(f'ground_z={cfg.ground_z} m (ego frame) is outside the layers of {grid} '
+                         f'(ego z from {grid.origin[2]:.2f} m)')
     return k
 
 
@@ -219,6 +220,7 @@ def write_synthetic_dataset(out_dir: str, num_train: int = 24, num_val: int = 6,
             out['num_frames'] += num_frames
         meta = dict(version=SYNTHETIC_VERSION, synthetic=True, seed=seed, split=split,
                     frame_rate=cfg.frame_rate, point_cloud_range=tuple(grid.point_cloud_range),
+                    z_offset=grid.z_offset,
                     voxel_size=grid.voxel_size, **(metadata or {}))
         out[split] = os.path.join(out_dir, f'synthetic_infos_{split}.pkl')
         out['scenes'][split] = list(infos)

@@ -10,8 +10,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
-from occwm.visualization.geometry import EGO_COLOR, ERROR_NAMES, ERROR_PALETTE, TRAJ_COLOR
+from occwm.grid import OCC3D_CLASS_NAMES
+from occwm.visualization.geometry import (CLASS_PALETTE, EGO_COLOR, ERROR_NAMES, ERROR_PALETTE,
+                                          TRAJ_COLOR)
 from occwm.window import to_numpy
 
 Entry = Tuple[str, Sequence[int]]  # legend entry: (name, RGB uint8)
@@ -55,7 +56,7 @@ def blank_panel(width: int, height: int, text: str = '', size: int = 18) -> np.n
 
 def class_entries(grids: Sequence[np.ndarray], free_label: int = 17,
                   names: Sequence[str] = OCC3D_CLASS_NAMES,
-                  palette: np.ndarray = OCC3D_PALETTE) -> List[Entry]:
+                  palette: np.ndarray = CLASS_PALETTE) -> List[Entry]:
     """Legend entries of the classes present in any of ``grids`` (``(..., X, Y, Z)``
     labels), free excluded, in label order."""
     present = set()

@@ -13,6 +13,7 @@ import numpy as np
 
 from occwm.io import atomic_path
 from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.runtime import require_open3d
 from occwm.visualization.geometry import ego_box_mesh, error_to_mesh, occupancy_to_mesh
 
 MESH_EXTS = ('.ply', '.obj')
@@ -50,7 +51,7 @@ def export_mesh(occ: np.ndarray, path: str, grid: OccGrid = DEFAULT_GRID,
     Raises:
         ValueError: another extension. RuntimeError: open3d could not write the file.
     """
-    import open3d as o3d
+    o3d = require_open3d()
     ext = os.path.splitext(path)[1].lower()
     if ext not in MESH_EXTS:
         raise ValueError(f'{path}: mesh extension must be one of {MESH_EXTS}')

@@ -3,6 +3,8 @@ line and the error classification of a forecast. No rendering context is needed.
 
 Frames: everything is in the ego frame of the grid (x forward, y left, z up, metres).
 Colours: ``(3,) uint8`` RGB in the constants, ``[0, 1]`` floats in open3d geometry.
+Classes are drawn in :data:`CLASS_PALETTE`: the Occ3D palette with the entries too close
+to the white background darkened (:func:`delta_e`, :data:`MIN_BACKGROUND_DELTA_E`).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 
 from occwm.geometry import EGO_REAR, EGO_SIZE, relative_se2
 from occwm.grid import DEFAULT_GRID, OCC3D_PALETTE, OccGrid
+from occwm.runtime import require_open3d
 from occwm.window import to_numpy
 
 EGO_COLOR = (60, 60, 60)  # RGB uint8
@@ -19,6 +22,20 @@ TRAJ_COLOR = (255, 0, 0)  # the conditioning trajectory ahead of the frame
 TRAJ_PAST_COLOR = (110, 110, 110)  # the part already driven
 BACKGROUND = (255, 255, 255)
 DIM_ALPHA = 0.65  # weight of the background in a dimmed (camera-invisible) voxel
+
+# Every class colour differs from BACKGROUND by at least this CIE76 colour difference
+# (CIELAB Delta E; 2.3 is a just-noticeable difference, the Occ3D manmade lavender white
+# is 13 from white, bicycle pink 29; saturated colours such as bus yellow are far from
+# white by chroma, not luminance, and stay: 97).
+MIN_BACKGROUND_DELTA_E = 40.0
+
+# The class colours of the pictures, one row per label 0..17: occwm.grid.OCC3D_PALETTE
+# (the Occ3D / OccWorld colours) with the two entries that vanish on the white background
+# darkened, hue kept: buildings fill large parts of every picture.
+CLASS_PALETTE = OCC3D_PALETTE.copy()
+CLASS_PALETTE[15] = (140, 140, 200)  # manmade: slate lavender (Occ3D 230, 230, 250: Delta E 13)
+CLASS_PALETTE[2] = (255, 130, 170)   # bicycle: deep pink (Occ3D 255, 192, 203: Delta E 29)
+CLASS_PALETTE.setflags(write=False)
 
 # Error view codes (geometric, plus a semantic mismatch code), their names and colours:
 # grey is right, colours are wrong.
@@ -47,6 +64,33 @@ _FACE_SHADE = np.array([0.80, 0.80, 0.65, 0.65, 1.00, 0.45])  # baked light per 
 _QUAD_TRIS = np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32)
 
 
+def srgb_to_lab(rgb) -> np.ndarray:
+    """CIELAB (D65) of sRGB colours.
+
+    Args:
+        rgb: ``(..., 3)`` sRGB, 0..255.
+
+    Returns:
+        ``(..., 3) float64`` ``L*`` (0 black .. 100 white), ``a*``, ``b*``.
+    """
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)  # linear RGB
+    m = np.array([[0.4124, 0.3576, 0.1805],  # linear sRGB -> XYZ (D65)
+                  [0.2126, 0.7152, 0.0722],
+                  [0.0193, 0.1192, 0.9505]])
+    xyz = (c @ m.T) / np.array([0.95047, 1.0, 1.08883])  # (..., 3) relative to white
+    d = 6.0 / 29.0
+    f = np.where(xyz > d ** 3, np.cbrt(xyz), xyz / (3 * d * d) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]),
+                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def delta_e(rgb_a, rgb_b=BACKGROUND) -> np.ndarray:
+    """CIE76 colour difference (Euclidean distance in CIELAB) of sRGB colours,
+    ``(...,) float64``; by default to the picture background."""
+    return np.linalg.norm(srgb_to_lab(rgb_a) - srgb_to_lab(rgb_b), axis=-1)
+
+
 def _box_quads(lo: np.ndarray, size: np.ndarray, rgb: np.ndarray, face: int, shade: bool = True
                ) -> Tuple[np.ndarray, np.ndarray]:
     """One face of N axis-aligned boxes as quads.
@@ -67,7 +111,7 @@ def _box_quads(lo: np.ndarray, size: np.ndarray, rgb: np.ndarray, face: int, sha
 
 def _quads_to_mesh(verts: Sequence[np.ndarray], colors: Sequence[np.ndarray]):
     """Concatenate quad vertex lists (4 vertices per quad) into a ``TriangleMesh``."""
-    import open3d as o3d
+    o3d = require_open3d()
     v = np.concatenate(verts) if verts else np.zeros((0, 3))  # (4Q, 3)
     c = np.concatenate(colors) if colors else np.zeros((0, 3))  # (4Q, 3)
     q = len(v) // 4
@@ -80,7 +124,7 @@ def _quads_to_mesh(verts: Sequence[np.ndarray], colors: Sequence[np.ndarray]):
 
 
 def occupancy_to_mesh(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID,
-                      hidden: Sequence[int] = (17,), palette: np.ndarray = OCC3D_PALETTE,
+                      hidden: Sequence[int] = (17,), palette: np.ndarray = CLASS_PALETTE,
                       dim_mask: Optional[np.ndarray] = None, dim_alpha: float = DIM_ALPHA,
                       shade: bool = True):
     """Coloured voxel cubes of an occupancy grid, only their exposed faces.
@@ -93,7 +137,7 @@ def occupancy_to_mesh(occ: np.ndarray, grid: OccGrid = DEFAULT_GRID,
         grid: the voxel grid (origin and voxel size, metres).
         hidden: labels not drawn (free, 17, by default; unobserved space is free in
             Occ3D, so it is hidden too).
-        palette: ``(L, 3) uint8`` RGB per label (default the Occ3D palette).
+        palette: ``(L, 3) uint8`` RGB per label (default :data:`CLASS_PALETTE`).
         dim_mask: optional ``(X, Y, Z)`` mask (e.g. ``mask_camera``); voxels where it is
             0 are dimmed: blended with the background by ``dim_alpha`` (they look
             translucent on the white background).
@@ -181,7 +225,7 @@ def trajectory_lineset(traj: np.ndarray, z: float = 0.3, tick: float = 1.0,
     Returns:
         ``LineSet`` of the ``T - 1`` path segments plus one heading tick per waypoint.
     """
-    import open3d as o3d
+    o3d = require_open3d()
     traj = np.asarray(to_numpy(traj), dtype=np.float64).reshape(-1, 3)  # (T, 3)
     t = len(traj)
     path = np.column_stack([traj[:, 0], traj[:, 1], np.full(t, z)])  # (T, 3)

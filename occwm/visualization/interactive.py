@@ -15,6 +15,8 @@ from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 
+from occwm.runtime import require_open3d
+
 # GLFW key codes used by open3d's VisualizerWithKeyCallback.
 KEY_RIGHT, KEY_LEFT = 262, 263
 KEY_N, KEY_P, KEY_Q = ord('N'), ord('P'), ord('Q')
@@ -41,8 +43,9 @@ def next_index(current: int, key: int, n: int) -> int:
 def grid_outline(grid, color: Sequence[int] = (150, 150, 150)):
     """The ground rectangle of ``grid`` (an ``OccGrid``) as a grey ``LineSet`` at its
     lowest z, ego frame; it marks a panel's extent and keeps every step's bounds equal."""
-    import open3d as o3d
-    x0, y0, z0, x1, y1, _ = grid.point_cloud_range
+    o3d = require_open3d()
+    x0, y0, _, x1, y1, _ = grid.point_cloud_range
+    z0 = float(grid.origin[2])
     pts = np.array([[x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0]])  # (4, 3)
     ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(pts),
                               o3d.utility.Vector2iVector([[0, 1], [1, 2], [2, 3], [3, 0]]))
@@ -77,7 +80,7 @@ def show_timeline(step: Callable[[int], list], titles: Sequence[str],
     Raises:
         RuntimeError: no window could be created (no display).
     """
-    import open3d as o3d
+    o3d = require_open3d()
     n = len(titles)
     cache: dict = {}
     state = dict(k=0)

@@ -29,6 +29,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.runtime import require_open3d
 from occwm.visualization.geometry import (BACKGROUND, ego_box_mesh, error_to_mesh,
                                           occupancy_to_mesh, trajectory_in_own_frame,
                                           trajectory_lineset)
@@ -56,6 +57,41 @@ INSTALL_HINT = ('open3d could not create a headless rendering context. Install M
                 'Vulkan drivers (Debian/Ubuntu: apt-get install -y libegl1 libgl1 libgomp1 '
                 'libusb-1.0-0 libvulkan1 mesa-vulkan-drivers), and unset DISPLAY if it points '
                 'to no running X server.')
+
+
+def ensure_runtime_dir() -> str:
+    """A valid ``XDG_RUNTIME_DIR`` (a folder owned by this user, mode 0700): the
+    current one, else a private ``occwm-runtime-<uid>`` folder in the temp dir, which is
+    then exported. Without one, open3d's windowing layer prints "error:
+    XDG_RUNTIME_DIR is invalid or not set in the environment." on every headless
+    render, although nothing fails.
+
+    Returns:
+        The folder in use.
+    """
+    import stat
+    import tempfile
+
+    def valid(path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                and stat.S_IMODE(st.st_mode) == 0o700)
+
+    current = os.environ.get('XDG_RUNTIME_DIR', '')
+    if (current and valid(current)) or not hasattr(os, 'getuid'):  # not POSIX: no such dir
+        return current
+    path = os.path.join(tempfile.gettempdir(), f'occwm-runtime-{os.getuid()}')
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError:
+        pass
+    if not valid(path):  # taken by someone else, or wrong mode: a fresh one
+        path = tempfile.mkdtemp(prefix='occwm-runtime-')
+    os.environ['XDG_RUNTIME_DIR'] = path
+    return path
 
 
 # Hidden legacy windows not in use, by (width, height), destroyed at exit.
@@ -140,7 +176,8 @@ class OccRenderer:
 
     def __init__(self, width: int = 640, height: int = 480, backend: Optional[str] = None
                  ) -> None:
-        import open3d as o3d
+        o3d = require_open3d()
+        ensure_runtime_dir()
         backend = backend or os.environ.get(BACKEND_ENV) or 'auto'
         self.width, self.height = int(width), int(height)
         self._vis = self._offscreen = None
@@ -164,7 +201,7 @@ class OccRenderer:
         return f"open3d backend '{self.backend}': {BACKEND_NOTES[self.backend]}"
 
     def _start_legacy(self) -> None:
-        import open3d as o3d
+        o3d = require_open3d()
         idle = _IDLE_WINDOWS.get((self.width, self.height))
         if idle:
             self._vis = idle.pop()
@@ -205,7 +242,7 @@ class OccRenderer:
         raise RuntimeError('OccRenderer is closed')
 
     def _render_legacy(self, geometries, cam: dict) -> np.ndarray:
-        import open3d as o3d
+        o3d = require_open3d()
         vis = self._vis
         vis.clear_geometries()
         for g in geometries:
@@ -221,7 +258,7 @@ class OccRenderer:
         return (np.clip(buf, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
     def _render_filament(self, geometries, cam: dict) -> np.ndarray:
-        import open3d as o3d
+        o3d = require_open3d()
         from open3d.visualization import rendering
         scene = self._offscreen.scene
         scene.clear_geometry()

@@ -19,7 +19,7 @@ def static_window():
     rng = np.random.default_rng(0)
     vs = TINY_GRID.voxel_size
     world = np.where(rng.random((100, 100, 8)) < 0.15, rng.integers(0, 17, (100, 100, 8)),
-                     FREE).astype(np.uint8)               # cells of 0.4 m from (-20, -20, -1)
+                     FREE).astype(np.uint8)               # cells of 0.4 m from (-20, -20, grid z)
     poses = np.stack([se2_to_matrix(x * vs, y * vs, yaw) for x, y, yaw in
                       [(0, 0, 0), (2, 0, 0), (4, 1, np.pi / 2), (4, 3, np.pi / 2)]])
     idx = np.stack(np.meshgrid(*[np.arange(n) for n in TINY_GRID.shape], indexing='ij'), -1)
@@ -27,7 +27,7 @@ def static_window():
     occ = []
     for E in poses:
         g = centres @ E[:3, :3].T + E[:3, 3]
-        cell = np.floor((g - (-20.0, -20.0, -1.0)) / vs + 1e-6).astype(int)
+        cell = np.floor((g - (-20.0, -20.0, TINY_GRID.origin[2])) / vs + 1e-6).astype(int)
         occ.append(world[tuple(cell.T)].reshape(TINY_GRID.shape))
     occ = np.stack(occ)                                   # (4, X, Y, Z)
     return dict(occ=occ, mask_lidar=(occ != FREE).astype(np.uint8), ego2global=poses,
@@ -108,7 +108,8 @@ def test_nearest_resampling_matches_exact_quarter_turns_and_small_yaw():
     out = RandomFlipRotateOcc(grid=GRID).apply(dict(occ=one, traj=np.zeros((1, 3), np.float32),
                                                     mask_lidar=np.ones_like(one)), yaw=theta)
     c, s = np.cos(theta), np.sin(theta)
-    target, _ = TINY_GRID.points_to_voxels(np.array([[4.2 * c - 0.2 * s, 4.2 * s + 0.2 * c, -0.8]]))
+    z0 = TINY_GRID.voxel_centers(np.zeros((1, 3)))[0, 2]  # layer 0, ego frame
+    target, _ = TINY_GRID.points_to_voxels(np.array([[4.2 * c - 0.2 * s, 4.2 * s + 0.2 * c, z0]]))
     assert np.argwhere(out['occ'][0] == 4).tolist() == [target[0].tolist()]
     # corners have no source: free in occ, unobserved (0) in masks
     assert out['occ'][0, 0, 0, 0] == FREE and out['mask_lidar'][0, 0, 0, 0] == 0

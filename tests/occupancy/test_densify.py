@@ -7,7 +7,7 @@ from occwm.occupancy.densify import densify_semantics, fill_from_surface, poisso
 from occwm.occupancy.builder import voxelize_majority
 from occwm.grid import OccGrid
 
-G = OccGrid((-6.0, -6.0, -1.0, 6.0, 6.0, 1.4), 0.4)     # (30, 30, 6); z = 0.1 m is index 2
+G = OccGrid((-6.0, -6.0, -1.0, 6.0, 6.0, 1.4), 0.4, z_offset=0.0)  # (30, 30, 6); z = 0.1 m: index 2
 
 
 @pytest.fixture(scope='module')

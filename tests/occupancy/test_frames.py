@@ -276,9 +276,9 @@ def test_tiny_frames_build_through_the_tool(tmp_path, capsys):
     road1 = GRID.voxel_centers(np.argwhere(occ[1]['semantics'] == 11))
     assert len(road1) and np.all((road1[:, 0] > 11.5) & (road1[:, 0] < 14.5))   # static: -2 m
     # the ignored points: no label anywhere, but their rays reached their voxel (x 8.1,
-    # y 4.1, z 3.1 m -> index 30, 30, 10)
+    # y 4.1, ego z 3.1 m -> index 30, 30, 8)
     assert set(np.unique(occ[0]['semantics'])) == {4, 11, 17}
-    assert occ[0]['semantics'][30, 30, 10] == 17 and occ[0]['mask_lidar'][30, 30, 10] == 1
+    assert occ[0]["semantics"][30, 30, 8] == 17 and occ[0]["mask_lidar"][30, 30, 8] == 1
     for o in occ:                                     # the camera sees the car, not behind
         cam = o['mask_camera'].astype(bool)
         assert (cam <= o['mask_lidar']).all() and cam[o['semantics'] == 4].any()

@@ -14,7 +14,7 @@ from occwm.occupancy.visibility import (CameraCalib, camera_rays, camera_visibil
 from occwm.geometry import transform_points
 from occwm.grid import DEFAULT_GRID, OccGrid
 
-G4 = OccGrid((0.0, 0.0, 0.0, 4.0, 4.0, 1.0), 1.0)     # (4, 4, 1) cells of 1 m: a 2D-like grid
+G4 = OccGrid((0.0, 0.0, 0.0, 4.0, 4.0, 1.0), 1.0, z_offset=0.0)  # (4, 4, 1) cells of 1 m: 2D-like
 
 
 def cells(seen):
@@ -24,7 +24,7 @@ def cells(seen):
 # ----------------------------------------------------------------------------- DDA
 def test_axis_ray_crosses_expected_voxels():
     seen = traverse_voxels(np.array([0.1, 0.1, 0.1]), np.array([[10.1, 0.1, 0.1]]), DEFAULT_GRID)
-    assert seen[100:126, 100, 2].all()                 # 0.1 .. 10.1 m along x: 26 voxels
+    assert seen[100:126, 100, 0].all()                 # 0.1 .. 10.1 m along x: 26 voxels, layer 0
     assert seen.sum() == 26
 
 
@@ -61,7 +61,7 @@ def test_rays_from_outside_are_clipped():
 def test_matches_brute_force_slab_test():
     """Random segments on a small 3D grid: the DDA cells are exactly those whose box the
     segment crosses for a positive length."""
-    g = OccGrid((-2.0, -1.5, -1.0, 2.0, 1.5, 1.5), 0.5)   # (8, 6, 5)
+    g = OccGrid((-2.0, -1.5, -1.0, 2.0, 1.5, 1.5), 0.5, z_offset=0.0)  # (8, 6, 5)
     rng = np.random.default_rng(0)
     o, e = rng.uniform(-3, 3, (60, 3)), rng.uniform(-3, 3, (60, 3))
     idx = np.argwhere(np.ones(g.shape, bool))
@@ -111,7 +111,7 @@ def test_camera_rays_point_forward():
 
 
 def test_camera_visibility_frustum_and_occlusion():
-    g = OccGrid((-2.0, -4.0, 0.0, 8.0, 8.0, 1.0), 1.0)     # (10, 12, 1); camera at cell (2, 6)
+    g = OccGrid((-2.0, -4.0, 0.0, 8.0, 8.0, 1.0), 1.0, z_offset=0.0)  # (10, 12, 1); camera at (2, 6)
     sem = np.full(g.shape, g.free_label, np.uint8)
     sem[6, 5:8, 0] = 15                                  # a wall 4 m ahead, 3 cells wide
     vis = camera_visibility(sem, [_cam_along_x((0.5, 2.5, 0.5))], g, stride=1)
@@ -123,7 +123,7 @@ def test_camera_visibility_frustum_and_occlusion():
 
 
 def test_voxel_rays_catch_occupied_voxels_between_pixel_rays():
-    g = OccGrid((-2.0, -4.0, 0.0, 8.0, 8.0, 1.0), 1.0)
+    g = OccGrid((-2.0, -4.0, 0.0, 8.0, 8.0, 1.0), 1.0, z_offset=0.0)
     sem = np.full(g.shape, g.free_label, np.uint8)
     sem[8, 9, 0] = 4                                     # 6 m ahead, 3 m left: in the frustum
     sem[9, 9, 0] = 4                                     # right behind it

@@ -65,15 +65,16 @@ def test_time_to_collision():
 
 
 def test_height_band_and_ground_shift():
-    # default grid: layer k spans [-1 + 0.4k, -0.6 + 0.4k]; (0.2, 1.6) overlaps layers 3..6
-    assert np.nonzero(band_layers(DEFAULT_GRID, (0.2, 1.6)))[0].tolist() == [3, 4, 5, 6]
+    # default grid (Occ3D's convention): layer k spans ego z [-0.2 + 0.4k, 0.2 + 0.4k];
+    # (0.2, 1.6) overlaps layers 1..4
+    assert np.nonzero(band_layers(DEFAULT_GRID, (0.2, 1.6)))[0].tolist() == [1, 2, 3, 4]
     occ = np.full(DEFAULT_GRID.shape, FREE, np.uint8)
     assert ground_shift(occ) == 0.0  # no road: no shift
-    occ[:, :, 2] = ROAD  # occwm convention: road layer [-0.2, 0.2]
+    occ[:, :, 0] = ROAD  # road layer 0: ego z [-0.2, 0.2], as the official Occ3D frames
     assert ground_shift(occ) == pytest.approx(0.0)
-    occ[:, :, 2], occ[:, :, 0] = FREE, ROAD  # official Occ3D: road layer [-1.0, -0.6]
-    assert ground_shift(occ) == pytest.approx(-0.8)
-    assert np.nonzero(band_layers(DEFAULT_GRID, (0.2, 1.6), -0.8))[0].tolist() == [1, 2, 3, 4]
+    occ[:, :, 0], occ[:, :, 2] = FREE, ROAD  # a road 0.8 m higher (e.g. a ramp)
+    assert ground_shift(occ) == pytest.approx(0.8)
+    assert np.nonzero(band_layers(DEFAULT_GRID, (0.2, 1.6), 0.8))[0].tolist() == [3, 4, 5, 6]
     assert ground_shift(occ, ScoringConfig(auto_ground=False)) == 0.0
 
 

@@ -217,7 +217,7 @@ def test_frames_round_trip_into_the_builder(tmp_path):
     occ = build_sequence(got, ray_cast='own', progress=False)
     sem = occ[1]['semantics']
     assert set(np.unique(sem).tolist()) == {CAR, ROAD, 17}
-    assert set(np.nonzero(sem == ROAD)[2].tolist()) == {2}               # z in [-0.2, 0.2]
+    assert set(np.nonzero(sem == ROAD)[2].tolist()) == {0}               # ego z in [-0.2, 0.2)
     x, y = np.nonzero((sem == CAR).any(-1))
     cx, cy = (x + 0.5) * 0.4 - 40, (y + 0.5) * 0.4 - 40                  # column centres
     assert np.all((np.abs(cx - 11.0) < 2.25 + 0.4) & (np.abs(cy - 3.0) < 0.95 + 0.4))

@@ -55,12 +55,11 @@ def test_classes_present():
 def test_ground_layers(scene):
     occ = scene[0]
     z_road = np.nonzero(occ == 11)[3]
-    assert np.all(z_road == 2)                 # road top at z = 0: layer [-0.2, 0.2]
-    assert set(np.nonzero(occ == 13)[3].tolist()) == {2, 3}  # raised sidewalk
-    assert not np.any(occ[..., :2] != FREE)    # nothing below the ground
+    assert np.all(z_road == 0)                 # road top at ego z = 0: layer 0 [-0.2, 0.2), Occ3D's
+    assert set(np.nonzero(occ == 13)[3].tolist()) == {0, 1}  # raised sidewalk
     x = np.arange(200) * 0.4 - 40 + 0.2
     ego = (x >= -1.0) & (x <= 3.1)             # the ego's own body is free
-    assert np.all(occ[:, ego][:, :, np.abs(x) <= 0.9][..., 3:] == FREE)
+    assert np.all(occ[:, ego][:, :, np.abs(x) <= 0.9][..., 1:] == FREE)
 
 
 def test_non_free_fraction():
@@ -69,8 +68,10 @@ def test_non_free_fraction():
 
 
 def test_ground_z_option():
-    occ, _, _ = generate_scene(1, 1, cfg=SyntheticSceneConfig(ground_z=-0.8))
-    assert set(np.nonzero(occ == 11)[3].tolist()) == {0}
+    occ, _, _ = generate_scene(1, 1, cfg=SyntheticSceneConfig(ground_z=0.8))
+    assert set(np.nonzero(occ == 11)[3].tolist()) == {2}
+    with pytest.raises(ValueError, match='ground_z=-0.8'):
+        generate_scene(1, 1, cfg=SyntheticSceneConfig(ground_z=-0.8))
 
 
 def test_agents_move_in_global_frame():
@@ -97,7 +98,7 @@ def test_parked_cars_stay_put_in_rendered_frames():
             ex, ey = c * dx + s * dy, -s * dx + c * dy           # ego frame
             if max(abs(ex), abs(ey)) < 37:
                 i, j = int((ex + 40) / 0.4), int((ey + 40) / 0.4)
-                assert occ[i, j, 3] == 4
+                assert occ[i, j, 1] == 4                  # on the road layer (0)
                 seen += 1
     assert seen >= 2
 
@@ -106,7 +107,6 @@ def test_visibility_masks(scene):
     lidar, camera = visibility_masks(scene[0][:2])
     assert lidar.shape == (2, 200, 200, 16) and lidar.dtype == np.uint8
     assert np.all(camera <= lidar) and 0.3 < lidar.mean() < 1.0
-    assert lidar[..., 0].sum() == 0            # under the ground: never observed
 
 
 def test_written_layout_loads(dataset):

@@ -45,7 +45,7 @@ def block(occ, label, x_m, y_m, half=2.0, z=(2, 6)):
 
 def test_single_voxel_mesh_has_six_outward_faces():
     occ = empty_grid()
-    occ[100, 100, 2] = CAR  # voxel [0, 0.4] x [0, 0.4] x [-0.2, 0.2] m
+    occ[100, 100, 0] = CAR  # voxel [0, 0.4] x [0, 0.4] x [-0.2, 0.2] m (ego frame, layer 0)
     mesh = occupancy_to_mesh(occ)
     v, t = np.asarray(mesh.vertices), np.asarray(mesh.triangles)
     assert v.shape == (24, 3) and t.shape == (12, 3)
@@ -200,3 +200,53 @@ def test_render_comparison_png(renderer, tmp_path):
     assert cv2.imread(path).shape[0] < img.shape[0]  # two rows
     with pytest.raises(ValueError, match='times'):
         render_comparison(gt, pred, str(out), times=(0.5,))
+
+
+def test_every_class_stands_out_from_the_background():
+    from occwm.grid import OCC3D_CLASS_NAMES
+    from occwm.visualization.canvas import class_entries
+    from occwm.visualization.geometry import (BACKGROUND, CLASS_PALETTE, MIN_BACKGROUND_DELTA_E,
+                                              delta_e)
+    assert delta_e((0, 0, 0)) == pytest.approx(100.0, abs=0.1)  # black on white: L* 0 vs 100
+    assert delta_e(BACKGROUND) == pytest.approx(0.0)
+    d = delta_e(CLASS_PALETTE[:17])  # the semantic classes, free (17) is never drawn
+    weak = {OCC3D_CLASS_NAMES[c]: round(float(d[c]), 1) for c in np.flatnonzero(
+        d < MIN_BACKGROUND_DELTA_E)}
+    assert not weak, f'class colours too close to the white background (CIELAB Delta E): {weak}'
+    assert delta_e(OCC3D_PALETTE[15]) < 15 < MIN_BACKGROUND_DELTA_E  # why manmade changed
+    # the legend shows the colours drawn
+    occ = np.full((2, 2, 2), FREE, np.uint8)
+    occ[0, 0, 0] = 15
+    assert class_entries([occ]) == [('manmade', tuple(CLASS_PALETTE[15]))]
+
+
+def test_bev_draws_the_class_palette(renderer):
+    from occwm.visualization.geometry import CLASS_PALETTE
+    img = render_occupancy(block(empty_grid(), 15, 0.0, 0.0), view='bev', show_ego=False,
+                           renderer=renderer)
+    np.testing.assert_array_equal(img[H // 2, W // 2], CLASS_PALETTE[15])
+
+
+def test_runtime_dir(tmp_path, monkeypatch):
+    from occwm.visualization.render import ensure_runtime_dir
+    monkeypatch.delenv('XDG_RUNTIME_DIR', raising=False)
+    path = ensure_runtime_dir()
+    assert os.environ['XDG_RUNTIME_DIR'] == path and os.stat(path).st_mode & 0o777 == 0o700
+    monkeypatch.setenv('XDG_RUNTIME_DIR', str(tmp_path / 'missing'))  # invalid: replaced
+    assert ensure_runtime_dir() == path
+    good = tmp_path / 'mine'
+    good.mkdir(mode=0o700)
+    os.chmod(good, 0o700)
+    monkeypatch.setenv('XDG_RUNTIME_DIR', str(good))  # a valid one is kept
+    assert ensure_runtime_dir() == str(good)
+
+
+def test_render_prints_nothing_on_success(renderer, tmp_path):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != 'XDG_RUNTIME_DIR'}
+    code = ('from occwm.visualization.render import OccRenderer\n'
+            'with OccRenderer(32, 32) as r:\n    r.render([])\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0 and 'XDG_RUNTIME_DIR' not in out.stderr, out.stderr
