@@ -16,11 +16,11 @@ put the box centre 1.49 m ahead of the rear axle (``[-0.55, 3.53]``). ``ScoringC
 
 Height band. Only voxels that overlap the ego's height band count as obstacles:
 ``z in (0.2, 1.6)`` m in the ego frame (the top of the road voxel layer to the roof,
-``EGO_HEIGHT`` 1.56 m), with z = 0 on the road surface as in occwm's builder and synthetic data
-(road layer ``[-0.2, 0.2]`` m, grid index 2). With ``auto_ground`` (default) the band
-moves with the road: it starts at the top face of the most common z layer of
-``driveable_surface`` voxels within 20 m of the ego in the present frame (official
-Occ3D-nuScenes frames have that layer at index 0, ``[-1.0, -0.6]``).
+``EGO_HEIGHT`` 1.56 m), with z = 0 on the road surface (road layer ``[-0.2, 0.2]`` m ego
+z, grid index 0 for built, synthetic and official Occ3D-nuScenes frames alike:
+``OccGrid.z_offset``). With ``auto_ground`` (default) the band moves with the road: it
+starts at the top face of the most common z layer of ``driveable_surface`` voxels within
+20 m of the ego in the present frame.
 
 Classes (``occwm.grid`` class groups). Obstacles: every occupied label except
 ``FLAT_CLASSES`` 11-14 (driveable_surface, other_flat, sidewalk, terrain), which are
