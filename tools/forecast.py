@@ -39,7 +39,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, e.g. configs/occ.py')
-    parser.add_argument('checkpoint', help='forecaster checkpoint (.pth)')
+    parser.add_argument('checkpoint', help='forecaster checkpoint (.pth), or its work dir (the last checkpoint)')
     parser.add_argument('--data-root', help='folder holding gts/ (default: the config test set)')
     parser.add_argument('--infos', help='info pkl (default: the config test set)')
     parser.add_argument('--out', required=True, help='output folder')
@@ -76,6 +76,9 @@ def main(argv=None):
                  f'data/synthetic/synthetic_infos_val.pkl)')
     if args.data_root and not os.path.isdir(args.data_root):
         sys.exit(f'error: --data-root {args.data_root} not found (the folder holding gts/)')
+    from occwm.models.forecaster import resolve_checkpoint
+    if os.path.isfile(os.path.join(args.checkpoint, 'last_checkpoint')):
+        args.checkpoint = resolve_checkpoint(args.checkpoint)  # a work dir: its last checkpoint
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found (train one with  '
                  f'python tools/train.py configs/occ.py)')

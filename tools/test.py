@@ -29,7 +29,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, e.g. configs/occ.py')
-    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth), or a work dir (its last checkpoint)')
     parser.add_argument('--protocol', choices=sorted(PROTOCOLS),
                         help="evaluation protocol (default: the config's, occworld)")
     parser.add_argument('--mask', choices=MASKS,
@@ -58,6 +58,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from occwm.models.forecaster import resolve_checkpoint
+    if os.path.isfile(os.path.join(args.checkpoint, 'last_checkpoint')):
+        args.checkpoint = resolve_checkpoint(args.checkpoint)  # a work dir: its last checkpoint
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} not found')
     from occwm.engine.checks import check_data, load_config
