@@ -16,14 +16,14 @@ from tests.conftest import REPO
 
 @pytest.mark.parametrize('cpus, env, workers, want', [
     # (intra-op threads, inter-op threads, max workers, source)
-    (2, {}, 2, (1, 1, 1, 'auto')),        # 2 cores: 1 thread beside 1 worker
+    (2, {}, 2, (2, 1, 0, 'auto')),        # 2 cores: 2 threads, no worker
     (1, {}, 2, (1, 1, 0, 'auto')),        # 1 core: no worker
-    (4, {}, 2, (2, 1, 2, 'auto')),
-    (16, {}, 2, (14, 1, 8, 'auto')),      # the config's 2 workers, the rest threads
-    (16, {}, 0, (16, 1, 8, 'auto')),      # no workers wanted: every CPU a thread
-    (16, {'LOCAL_WORLD_SIZE': '4'}, 2, (2, 1, 2, 'auto')),  # torchrun: 4 CPUs a rank
-    (2, {'OCCWM_THREADS': '6'}, 2, (4, 1, 3, 'OCCWM_THREADS=6')),
-    (8, {'OMP_NUM_THREADS': '2'}, 2, (2, 1, 4, 'OMP_NUM_THREADS=2')),  # the user's count
+    (4, {}, 2, (3, 1, 1, 'auto')),
+    (16, {}, 2, (14, 1, 4, 'auto')),      # the config's 2 workers, the rest threads
+    (16, {}, 0, (16, 1, 4, 'auto')),      # no workers wanted: every CPU a thread
+    (16, {'LOCAL_WORLD_SIZE': '4'}, 2, (3, 1, 1, 'auto')),  # torchrun: 4 CPUs a rank
+    (2, {'OCCWM_THREADS': '6'}, 2, (5, 1, 1, 'OCCWM_THREADS=6')),
+    (8, {'OMP_NUM_THREADS': '2'}, 2, (2, 1, 2, 'OMP_NUM_THREADS=2')),  # the user's count
     (2, {'OMP_NUM_THREADS': '2'}, 2, (2, 1, 0, 'OMP_NUM_THREADS=2')),
     (2, {'OCCWM_THREADS': '1', 'OMP_NUM_THREADS': '8'}, 2, (1, 1, 0, 'OCCWM_THREADS=1')),
     (2, {'OCCWM_THREADS': 'off'}, 2, (None, None, None, 'OCCWM_THREADS=off')),
@@ -79,9 +79,9 @@ def run_child(**env):
 
 def test_configure_threads_in_a_fresh_process():
     got = run_child(OCCWM_THREADS='2')  # as on a 2-core machine, wherever the test runs
-    assert got == dict(intra=1, inter=1, omp='1', wait='PASSIVE', early=True, again=True)
+    assert got == dict(intra=2, inter=1, omp='2', wait='PASSIVE', early=True, again=True)
     got = run_child(OCCWM_THREADS='3', OMP_WAIT_POLICY='ACTIVE')  # the user's setting stays
-    assert (got['intra'], got['omp'], got['wait']) == (2, '2', 'ACTIVE')
+    assert (got['intra'], got['omp'], got['wait']) == (3, '3', 'ACTIVE')
     got = run_child(OCCWM_THREADS='off')  # torch's defaults, nothing exported
     assert got['omp'] is None and got['wait'] is None
 
