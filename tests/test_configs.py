@@ -39,6 +39,15 @@ def test_config_builds(path):
     METRICS.build(cfg.test_evaluator)
 
 
+def leaf_datasets(ds_cfg):
+    """The OccForecastDataset configs inside ``ds_cfg`` (ConcatDataset, RepeatDataset)."""
+    if 'datasets' in ds_cfg:
+        return [leaf for d in ds_cfg['datasets'] for leaf in leaf_datasets(d)]
+    if 'dataset' in ds_cfg:
+        return leaf_datasets(ds_cfg['dataset'])
+    return [ds_cfg]
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
 def test_config_dataloaders(path, tmp_path):
     """The config's own pipelines, samplers and collate function; only the data location
@@ -53,10 +62,14 @@ def test_config_dataloaders(path, tmp_path):
     for split in ('train', 'val', 'test'):
         loader_cfg = copy.deepcopy(cfg[f'{split}_dataloader'])
         loader_cfg.update(num_workers=0, persistent_workers=False)
-        loader_cfg.dataset.update(data_root=str(tmp_path), ann_file='tiny_infos.pkl')
+        for leaf in leaf_datasets(loader_cfg.dataset):
+            leaf.update(data_root=str(tmp_path), ann_file='tiny_infos.pkl')
         loader = Runner.build_dataloader(loader_cfg, seed=0)
         ds = loader.dataset
-        B, T = loader_cfg.batch_size, ds.num_past + ds.num_future
+        first = ds
+        while not hasattr(first, 'num_past'):  # ConcatDataset / RepeatDataset
+            first = first.datasets[0] if hasattr(first, 'datasets') else first.dataset
+        B, T = loader_cfg.batch_size, first.num_past + first.num_future
         assert len(ds) >= B, f'{split}: {len(ds)} windows, batch size {B}'
         batch = next(iter(loader))
         occ, traj = batch['inputs']['occ'], batch['inputs']['traj']
@@ -71,7 +84,8 @@ def test_augmentation_in_train_pipeline_only(path):
     import occwm.data  # noqa: F401
     from occwm.registry import TRANSFORMS
     cfg = Config.fromfile(path)
-    train = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline]
+    train = [TRANSFORMS.build(t) for leaf in leaf_datasets(cfg.train_dataloader.dataset)
+             for t in leaf.pipeline]
     val = [TRANSFORMS.build(t) for t in cfg.val_dataloader.dataset.pipeline]
     assert any(type(t).__name__ == 'RandomFlipRotateOcc' for t in train)
     assert not any(type(t).__name__ == 'RandomFlipRotateOcc' for t in val)
