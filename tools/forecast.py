@@ -76,12 +76,11 @@ def main(argv=None):
                  f'data/synthetic/synthetic_infos_val.pkl)')
     if args.data_root and not os.path.isdir(args.data_root):
         sys.exit(f'error: --data-root {args.data_root} not found (the folder holding gts/)')
-    from occwm.models.forecaster import resolve_checkpoint
-    if os.path.isfile(os.path.join(args.checkpoint, 'last_checkpoint')):
-        args.checkpoint = resolve_checkpoint(args.checkpoint)  # a work dir: its last checkpoint
-    if not os.path.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint} not found (train one with  '
-                 f'python tools/train.py configs/occ.py)')
+    from occwm.engine.checks import model_checkpoint
+    try:
+        args.checkpoint = model_checkpoint(args.checkpoint)
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
     try:
         cfg = load_config(args.config)
         if not args.no_render:  # before any forecast, not at the first picture

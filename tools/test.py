@@ -58,11 +58,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from occwm.models.forecaster import resolve_checkpoint
-    if os.path.isfile(os.path.join(args.checkpoint, 'last_checkpoint')):
-        args.checkpoint = resolve_checkpoint(args.checkpoint)  # a work dir: its last checkpoint
-    if not os.path.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint} not found')
+    from occwm.engine.checks import model_checkpoint
+    try:
+        args.checkpoint = model_checkpoint(args.checkpoint)
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
     from occwm.engine.checks import check_data, load_config
     from occwm.engine.evaluate import check_test_set, run_test
     from occwm.evaluation.report import write_report

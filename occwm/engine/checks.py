@@ -99,3 +99,20 @@ def check_tokenizer(cfg: Config) -> None:
     if not found:
         hint = _wrong_folder(path)
         raise SetupError(hint or TOKENIZER_MISSING.format(path))
+
+
+def model_checkpoint(path: str) -> str:
+    """The checkpoint a tool should load: ``path`` itself (a ``.pth``), or for an mmengine
+    work dir the checkpoint its ``last_checkpoint`` names
+    (``occwm.models.forecaster.resolve_checkpoint``).
+
+    Raises:
+        SetupError: neither exists (train one first).
+    """
+    from occwm.models.forecaster import resolve_checkpoint
+    if os.path.isfile(os.path.join(path, 'last_checkpoint')):
+        path = resolve_checkpoint(path)
+    if not os.path.isfile(path):
+        raise SetupError(f'checkpoint {path} not found (a .pth, or a work dir with a '
+                         f'last_checkpoint; train one with  python tools/train.py CONFIG)')
+    return path

@@ -51,3 +51,15 @@ def test_no_tokenizer(tmp_path, capsys):
             checks.check_tokenizer(cfg)
     assert 'Did not find last_checkpoint' not in capsys.readouterr().out
     checks.check_tokenizer(Config(dict(model=dict(type='OccVAE'))))  # nothing to check
+
+
+def test_model_checkpoint_from_a_file_or_a_work_dir(tmp_path):
+    from occwm.engine.checks import model_checkpoint
+    from occwm.runtime import SetupError
+    ckpt = tmp_path / 'iter_10.pth'
+    ckpt.write_bytes(b'x')
+    assert model_checkpoint(str(ckpt)) == str(ckpt)
+    (tmp_path / 'last_checkpoint').write_text(str(ckpt))
+    assert model_checkpoint(str(tmp_path)) == str(ckpt)
+    with pytest.raises(SetupError, match='nope.pth not found'):
+        model_checkpoint(str(tmp_path / 'nope.pth'))
