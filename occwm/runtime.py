@@ -165,6 +165,20 @@ def _positive_int(text: str, name: str) -> int:
     return n
 
 
+def device_name(device: str = 'cpu') -> str:
+    """What a result line names as its hardware: the GPU's name for a CUDA device
+    (``torch.cuda.get_device_name``), else the CPU's model name and torch's threads."""
+    import torch
+    if str(device).startswith('cuda'):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open('/proc/cpuinfo') as f:
+            name = next(ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name'))
+    except (OSError, StopIteration):
+        name = 'CPU'
+    return f'{name}, {torch.get_num_threads()} threads'
+
+
 def plan_threads(cpus: int, env: Mapping[str, str], workers: int = DEFAULT_WORKERS
                  ) -> ThreadPlan:
     """The thread plan for ``cpus`` CPUs (pure: the environment is an argument).

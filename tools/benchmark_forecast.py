@@ -3,9 +3,9 @@
     python tools/benchmark_forecast.py configs/occ.py [--checkpoint CKPT] [--repeats 5] \
         [--baseline-options model.decoder=tokenizer]
 
-Prints the median seconds of each stage and of the whole forecast, forecast frames/s
-and the peak resident memory of the process (measured before a baseline model is
-built). ``--baseline-options`` builds a second model from the same checkpoint with these
+Prints the device's name, the median seconds of each stage and of the whole forecast,
+forecast frames/s and the peak memory (the process's resident memory, and on a GPU
+``torch.cuda.max_memory_allocated``; measured before a baseline model is built). ``--baseline-options`` builds a second model from the same checkpoint with these
 config overrides (e.g. the latent-only decoder) and times both in turn in one run,
 printing the ratio. Without a checkpoint the weights are
 random (timing only: an untrained decoder keeps more voxels, so it is slower than a
@@ -21,6 +21,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import occwm.compat  # noqa: F401  (spconv CPU shim, safe checkpoint loading)
+from occwm.runtime import device_name
 
 
 def parse_args(argv=None):
@@ -39,12 +40,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def synthetic_window(num_past: int, num_future: int, seed: int):
-    """``occ (1, T, X, Y, Z) uint8`` and ``traj (1, T, 3) float32`` of a synthetic scene."""
+def synthetic_window(num_past: int, num_future: int, seed: int, grid=None):
+    """``occ (1, T, X, Y, Z) uint8`` and ``traj (1, T, 3) float32`` of a synthetic scene
+    at ``grid`` (default: the Occ3D grid)."""
     from occwm.geometry import trajectory_in_frame
     from occwm.synthetic.scenes import generate_scene
     T = num_past + num_future
-    occ, poses, _ = generate_scene(seed, num_frames=T)
+    from occwm.grid import DEFAULT_GRID
+    occ, poses, _ = generate_scene(seed, num_frames=T, grid=grid or DEFAULT_GRID)
     traj = trajectory_in_frame(poses, num_past - 1)
     return torch.from_numpy(occ)[None], torch.from_numpy(traj).float()[None]
 
@@ -58,7 +61,7 @@ def main(argv=None):
     from occwm.models.forecaster import init_forecaster
     model = init_forecaster(cfg.model, args.checkpoint, args.device)
     P, F = model.num_past, model.num_future
-    occ, traj = synthetic_window(P, F, args.seed)
+    occ, traj = synthetic_window(P, F, args.seed, getattr(model, 'grid', None))
     occ = occ.repeat(args.batch, 1, 1, 1, 1).to(args.device)
     traj = traj.repeat(args.batch, 1, 1).to(args.device)
     past = occ[:, :P]
@@ -82,6 +85,8 @@ def main(argv=None):
     with torch.no_grad(), autocast:
         model.forecast(past, traj)  # warm-up
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        gpu_mb = (torch.cuda.max_memory_allocated(args.device) / 2 ** 20
+                  if args.device.startswith('cuda') else None)
         base, base_total = None, []
         if args.baseline_options:
             base_cfg = cfg.copy()
@@ -96,13 +101,15 @@ def main(argv=None):
             if base is not None:
                 base_total.append(run(base, r)[1])
     total = statistics.median(stages['total'])
-    print(f'device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, '
+    print(f'device {args.device} ({device_name(args.device)}), threads {torch.get_num_threads()}, '
+          f'batch {args.batch}, '
           f'{P} past -> {F} future frames, sampler {model.sampler}, dtype {args.dtype}, '
           f'weights {"from " + args.checkpoint if args.checkpoint else "random"}')
     for name, vals in stages.items():
         print(f'  {name:14s} median {statistics.median(vals):.3f} s  '
               f'(min {min(vals):.3f}, max {max(vals):.3f}, {len(vals)} runs)')
-    print(f'  forecast frames/s {args.batch * F / total:.1f}   peak RSS {peak_mb:.0f} MB')
+    gpu = f'   peak GPU memory {gpu_mb:.0f} MB' if gpu_mb is not None else ''
+    print(f'  forecast frames/s {args.batch * F / total:.1f}   peak RSS {peak_mb:.0f} MB{gpu}')
     if base_total:
         b = statistics.median(base_total)
         print(f'  baseline {args.baseline_options}: total median {b:.3f} s '

@@ -5,6 +5,8 @@ Examples:
     python tools/train.py configs/occ.py            # the forecaster (needs the tokenizer)
     python tools/train.py configs/occ.py --resume   # resume from work_dir's last checkpoint
     torchrun --nproc_per_node 8 tools/train.py configs/occ_nuscenes.py --launcher pytorch
+    torchrun --nproc_per_node 4 tools/train.py configs/occ_nuscenes.py --launcher pytorch \
+        --auto-scale-lr   # learning rate x (4 x batch) / auto_scale_lr.base_batch_size
 
 Threads: torch threads + dataloader workers fit in the CPUs this process may use
 (occwm/runtime.py); OCCWM_THREADS=N plans for N CPUs, OCCWM_THREADS=off keeps torch's
@@ -25,6 +27,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import occwm.compat  # noqa: F401, E402  (spconv CPU shim, safe checkpoint loading)
 from occwm import runtime  # noqa: E402
 from occwm.engine.checks import check_data, check_tokenizer, load_config  # noqa: E402
+from occwm.runtime import SetupError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -36,6 +39,10 @@ def parse_args(argv=None):
                         help='resume from this checkpoint, or with no value from the '
                              'latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the learning rate linearly with the global batch (GPUs x "
+                             "train_dataloader.batch_size) against the config's "
+                             "auto_scale_lr.base_batch_size (mmengine's auto_scale_lr)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. train_cfg.max_iters=100')
     parser.add_argument('--verbose', action='store_true',
@@ -46,6 +53,29 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """torchrun without CUDA (CPU processes, gloo): mmengine's ``init_dist`` selects a
+    CUDA device and its DDP wrapper passes ``device_ids``, both CUDA-only, so start the
+    process group here (gloo, torchrun's ``env://``; the Runner then skips its own) and
+    let ``MMDistributedDataParallel`` run on the CPU (``device_ids=None``)."""
+    import torch.distributed as dist
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if dist.get_rank() == 0:
+        print(f'no CUDA: {dist.get_world_size()} CPU processes, gloo backend')
 
 
 def build_config(args) -> Config:
@@ -65,6 +95,16 @@ def build_config(args) -> Config:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and not _cuda():
+        print('no CUDA: AmpOptimWrapper (CUDA only in mmengine) replaced by OptimWrapper, float32')
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        for key in ('dtype', 'loss_scale', 'use_fsdp'):
+            cfg.optim_wrapper.pop(key, None)
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            raise SetupError(f'--auto-scale-lr: {args.config} has no auto_scale_lr.base_batch_size '
+                             f'(the global batch its learning rate is set for)')
+        cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
@@ -85,6 +125,8 @@ def main(argv=None):
                                                                      'last_checkpoint')):
             print(f'--resume: no checkpoint in {cfg.work_dir} yet, training from the start')
             cfg.resume = False
+        if args.launcher == 'pytorch' and not _cuda():
+            setup_cpu_distributed(cfg)
         plan = runtime.fit_dataloaders(cfg)
         if plan is not None:
             print(plan.describe())

@@ -20,12 +20,20 @@ embedding.
 In time attention a context frame attends to context frames only (a future frame to
 all), so the context's features do not depend on the noise: a sampler runs the context
 once (``encode_context``) and then only the future frames per step (``forward_future``).
+
+Speed switches (all off by default): attention is PyTorch's
+``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU; the time
+blocks' mask leaves them the memory-efficient one); ``autocast_dtype='bfloat16'`` runs
+the network under ``torch.autocast`` on the input's device and returns float32;
+``compile=True`` compiles every block with ``torch.compile`` (``nn.Module.compile``:
+the state dict keeps its keys).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from functools import lru_cache
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -228,13 +236,21 @@ class OccDiT(nn.Module):
             (0: none). The output keeps ``in_channels``.
         preset: a key of ``DIT_PRESETS``; its values fill ``depth / hidden_size /
             num_heads`` unless given explicitly.
+        autocast_dtype: ``None`` (float32, the default) or ``'bfloat16'`` /
+            ``'float16'``: ``forward``, ``encode_context`` and ``forward_future`` run under
+            ``torch.autocast`` of the input's device type with this dtype (LayerNorm,
+            softmax and reductions stay float32 by autocast's rules) and return float32.
+        compile: ``False`` (default), ``True`` or keyword arguments of
+            ``torch.compile`` (e.g. ``dict(mode='max-autotune')``): compile every block in
+            place (``nn.Module.compile``), so checkpoints are unchanged.
     """
 
     def __init__(self, in_channels: int = 16, patch_size: int = 2,
                  hidden_size: Optional[int] = None, depth: Optional[int] = None,
                  num_heads: Optional[int] = None, mlp_ratio: float = 4.0,
                  traj_pos_scale: float = 10.0, cond_channels: int = 0,
-                 preset: Optional[str] = 'S'):
+                 preset: Optional[str] = 'S', autocast_dtype: Optional[str] = None,
+                 compile: Union[bool, dict] = False):
         super().__init__()
         size = dict(DIT_PRESETS[preset]) if preset is not None else {}
         for k, v in (('hidden_size', hidden_size), ('depth', depth), ('num_heads', num_heads)):
@@ -260,6 +276,24 @@ class OccDiT(nn.Module):
             for i in range(self.depth)])
         self.final_layer = FinalLayer(D, patch_size, in_channels)
         self.initialize_weights()
+        if autocast_dtype not in (None, 'float32', 'bfloat16', 'float16'):
+            raise ValueError(f"autocast_dtype must be None, 'bfloat16' or 'float16', got {autocast_dtype!r}")
+        self.autocast_dtype = None if autocast_dtype in (None, 'float32') else getattr(torch, autocast_dtype)
+        if compile:
+            # The blocks share one code object: space / time axis x grad mode x cached
+            # context x shapes can pass dynamo's default limit of 8 recompilations.
+            from torch._dynamo import config as cfg
+            for name in ('recompile_limit', 'cache_size_limit'):
+                if hasattr(cfg, name):
+                    setattr(cfg, name, max(getattr(cfg, name), 64))
+            for block in self.blocks:
+                block.compile(**(compile if isinstance(compile, dict) else {}))
+
+    def _autocast(self, device: torch.device):
+        """``torch.autocast`` of ``autocast_dtype`` on ``device``'s type, or no context."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
     def initialize_weights(self):
         # Transformer linears: xavier uniform, zero bias.
@@ -357,6 +391,10 @@ class OccDiT(nn.Module):
         Returns:
             ``(B, T, C, H, W) float32`` velocity (only future frames are meaningful).
         """
+        with self._autocast(x.device):
+            return self._forward(x, t, traj, traj_keep, is_future, cond).float()
+
+    def _forward(self, x, t, traj, traj_keep, is_future, cond):
         B, T, C, H, W = x.shape
         is_future = is_future.to(x.device, torch.bool).expand(B, T)  # (B, T)
         x = self._tokens(x, is_future, cond=cond)  # (B, T, N, D)
@@ -387,6 +425,10 @@ class OccDiT(nn.Module):
             ``{'num_frames': T_p, 'kv': [...]}``, per block ``(k, v)`` each
             ``(B * N, nh, T_p, hs)`` (time blocks) or ``None`` (space blocks).
         """
+        with self._autocast(x_ctx.device):
+            return self._encode_context(x_ctx, traj_ctx, traj_keep, cond_ctx)
+
+    def _encode_context(self, x_ctx, traj_ctx, traj_keep, cond_ctx):
         B, Tp = x_ctx.shape[:2]
         is_future = torch.zeros(B, Tp, dtype=torch.bool, device=x_ctx.device)  # (B, T_p)
         x = self._tokens(x_ctx, is_future, cond=cond_ctx)  # (B, T_p, N, D)
@@ -412,6 +454,10 @@ class OccDiT(nn.Module):
         Returns:
             ``(B, T_f, C, H, W)`` velocity.
         """
+        with self._autocast(x_fut.device):
+            return self._forward_future(x_fut, t, traj_fut, traj_keep, cache, cond_fut).float()
+
+    def _forward_future(self, x_fut, t, traj_fut, traj_keep, cache, cond_fut):
         B, Tf, C, H, W = x_fut.shape
         Tp = cache['num_frames']
         is_future = torch.ones(B, Tf, dtype=torch.bool, device=x_fut.device)  # (B, T_f)

@@ -156,7 +156,7 @@ class ResidualDecoder(nn.Module):
         labels = warped_occ[n, x, y].long()  # (M, Z)
         f = torch.cat([feat[n, :, x, y], self.embed(labels).flatten(1)], 1)  # (M, D + Z * E)
         logits = self.column(f).unflatten(1, (self.grid_shape[2], self.num_classes))  # (M, Z, K)
-        bonus = self.keep_bonus.expand(labels.shape)[..., None]  # (M, Z, 1)
+        bonus = self.keep_bonus.to(logits.dtype).expand(labels.shape)[..., None]  # (M, Z, 1), logits' dtype
         logits = logits.scatter_add(2, labels[..., None], bonus)
         return logits.masked_fill(self.agent_classes, float('-inf'))  # tracker's classes
 

@@ -19,9 +19,16 @@ the BEV VAE layout of OccWorld (Zheng et al., ECCV 2024) and OccSora/OccLLaMA;
 the 2D blocks of LDM (Rombach et al., CVPR 2022).
 
 Sparse coordinate order (see ``occwm.grid``): ``(batch_idx, x_idx, y_idx, z_idx)``.
+
+Mixed precision: spconv has float32 and float16 kernels, no bfloat16. Under CUDA
+autocast spconv casts its inputs to float16 itself; under any other device's autocast
+(CPU bfloat16) the sparse stages run in float32 with autocast off (``_sparse_fp32``).
+``autocast_dtype='bfloat16'`` runs the dense 2D parts (``enc_bev``, ``dec_bev`` and the
+coarse head) under ``torch.autocast``; ``mu`` and ``logvar`` come back float32.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -42,6 +49,15 @@ TOKENIZER_PRESETS: Dict[str, dict] = {
     'small': dict(embed_dim=16, channels=(16, 16, 32), hidden_channels=64, latent_channels=8),
     'base': dict(embed_dim=16, channels=(16, 32, 32), hidden_channels=64, latent_channels=16),
 }
+
+
+def _sparse_fp32(device: torch.device):
+    """Context for the sparse (spconv) stages: autocast off where it is on for a
+    non-CUDA device (spconv has no bfloat16 kernels; on CUDA its own autocast casts to
+    float16), else no context at all."""
+    if device.type != 'cuda' and torch.is_autocast_enabled(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -88,6 +104,9 @@ class OccVAE(BaseModel):
         full_res_subm: add a ``SubMConv3d`` at full resolution in the decoder. Off by
             default: the full-resolution voxels (8 per kept /2 voxel) are then decoded by
             the transposed convolution and a per-voxel MLP, which is ~3x cheaper.
+        autocast_dtype: ``None`` (float32, the default) or ``'bfloat16'`` / ``'float16'``:
+            the dense 2D parts run under ``torch.autocast`` of the input's device (the
+            sparse stages as the module docstring says).
         data_preprocessor: mmengine data preprocessor config (default: move to device).
     """
 
@@ -96,6 +115,7 @@ class OccVAE(BaseModel):
                  latent_channels: int = 16, kl_weight: float = 1e-4,
                  lovasz_weight: float = 1.0, occ_weight: float = 1.0,
                  occ_threshold: float = 0.0, full_res_subm: bool = False,
+                 autocast_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.grid = OccGrid(**grid) if grid is not None else DEFAULT_GRID
@@ -143,6 +163,15 @@ class OccVAE(BaseModel):
         self.dec_cls_head = nn.Sequential(nn.Linear(c[0], c[0]), nn.ReLU(),
                                           nn.Linear(c[0], self.num_classes))
         self.initialize_weights()
+        if autocast_dtype not in (None, 'float32', 'bfloat16', 'float16'):
+            raise ValueError(f"autocast_dtype must be None, 'bfloat16' or 'float16', got {autocast_dtype!r}")
+        self.autocast_dtype = None if autocast_dtype in (None, 'float32') else getattr(torch, autocast_dtype)
+
+    def _dense_autocast(self, device: torch.device):
+        """``torch.autocast`` of ``autocast_dtype`` for the dense 2D parts, or no context."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
     def initialize_weights(self) -> None:
         """Occupancy heads start at a prior of ~12% occupied (bias -2, as the prior
@@ -170,11 +199,12 @@ class OccVAE(BaseModel):
             at the non-free voxels.
         """
         occ = self._check_occ(occ)
-        x = dense_to_sparse(occ, self.embed, self.free_label)  # (M, embed_dim) at non-free voxels
         feats = []
-        for stage in self.enc_stages:
-            x = stage(x)
-            feats.append(x)
+        with _sparse_fp32(occ.device):
+            x = dense_to_sparse(occ, self.embed, self.free_label)  # (M, embed_dim) at non-free voxels
+            for stage in self.enc_stages:
+                x = stage(x)
+                feats.append(x)
         return feats
 
     def encode(self, occ: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -190,8 +220,9 @@ class OccVAE(BaseModel):
         N = occ.shape[0]
         x = self.encode_sparse(occ)[-1].dense()  # (N, C_S, H, W, Z_S)
         x = x.permute(0, 1, 4, 2, 3).reshape(N, -1, *self.latent_shape)  # (N, C_S * Z_S, H, W)
-        mu, logvar = self.enc_bev(x).chunk(2, dim=1)  # each (N, C_lat, H, W)
-        return mu, logvar.clamp(-30., 20.)
+        with self._dense_autocast(x.device):
+            mu, logvar = self.enc_bev(x).chunk(2, dim=1)  # each (N, C_lat, H, W)
+        return mu.float(), logvar.float().clamp(-30., 20.)
 
     # ------------------------------------------------------------------ decoder
     def _level_targets(self, occ: torch.Tensor) -> List[torch.Tensor]:
@@ -232,18 +263,30 @@ class OccVAE(BaseModel):
         out = {'occ_logits': [], 'occ_targets': []}
 
         # Coarsest level: dense, every voxel gets an occupancy logit.
-        x = self.dec_bev(z)  # (N, C_S * Z_S, H, W)
-        x = x.reshape(N, self.channels[-1], self.coarse_z, H, W)  # (N, C_S, Z_S, H, W)
-        x = x.permute(0, 3, 4, 2, 1)  # (N, H, W, Z_S, C_S)
-        logits = self.dec_coarse_head(x).squeeze(-1)  # (N, H, W, Z_S)
+        with self._dense_autocast(z.device):
+            x = self.dec_bev(z)  # (N, C_S * Z_S, H, W)
+            x = x.reshape(N, self.channels[-1], self.coarse_z, H, W)  # (N, C_S, Z_S, H, W)
+            x = x.permute(0, 3, 4, 2, 1)  # (N, H, W, Z_S, C_S)
+            logits = self.dec_coarse_head(x).squeeze(-1)  # (N, H, W, Z_S)
         keep = logits > self.occ_threshold
         out['occ_logits'].append(logits.reshape(-1))  # (N*H*W*Z_S,)
         if targets is not None:
             keep = keep | targets[-1]
             out['occ_targets'].append(targets[-1].reshape(-1))
         coords = torch.nonzero(keep).int()  # (M, 4) (batch, x, y, z)
-        x = build_sparse(x[keep], coords, (H, W, self.coarse_z), N)  # features (M, C_S)
+        with _sparse_fp32(z.device):
+            x = build_sparse(x[keep].float(), coords, (H, W, self.coarse_z), N)  # features (M, C_S)
+            self._decode_levels(x, z, targets, out)
+        if targets is not None:
+            c = out['coords'].long()
+            out['cls_targets'] = gt_occ.long()[c[:, 0], c[:, 1], c[:, 2], c[:, 3]]  # (M_0,)
+        return out
 
+    def _decode_levels(self, x, z: torch.Tensor, targets: Optional[List[torch.Tensor]],
+                       out: dict) -> None:
+        """The sparse part of :meth:`decode_sparse` from the kept coarsest voxels ``x``:
+        fills ``out``'s ``occ_logits`` / ``occ_targets`` of the finer levels,
+        ``cls_logits`` and ``coords``."""
         # Upsample x2, predict occupancy, prune; at full resolution predict classes.
         for j, up in enumerate(self.dec_up):
             lvl = self.num_down - j - 1  # resolution level of the output
@@ -269,10 +312,6 @@ class OccVAE(BaseModel):
         else:  # nothing survived: an empty, all-free scene
             out['cls_logits'] = z.new_zeros(0, self.num_classes)
             out['coords'] = torch.zeros(0, 4, dtype=torch.int32, device=z.device)
-        if targets is not None:
-            c = out['coords'].long()
-            out['cls_targets'] = gt_occ.long()[c[:, 0], c[:, 1], c[:, 2], c[:, 3]]  # (M_0,)
-        return out
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent to occupancy labels.
