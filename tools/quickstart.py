@@ -54,6 +54,12 @@ def shared_data() -> str:
     return shared_data_dir()
 
 
+def iterations(n: int):
+    """``--cfg-options`` values for a run of ``n`` iterations: the loop, its validation and
+    the cosine schedule's end (the configs set both from their own ``max_iters``)."""
+    return [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}', f'param_scheduler.1.end={n}']
+
+
 def stages(mode: str, shared: str):
     """``[(name, [commands]), ...]`` of this run; the real-data stages only where the
     data is present."""
@@ -65,9 +71,9 @@ def stages(mode: str, shared: str):
                    '--num-train', str(num_train), '--num-val', str(num_val), '--frames', '20',
                    '--seed', '0', '--overwrite']]),
         ('tokenizer', [[py, 'tools/train.py', 'configs/vae_lidar.py', '--resume'] + ckpt
-                       + [f'train_cfg.max_iters={vae_iters}']]),
+                       + iterations(vae_iters)]),
         ('forecaster', [[py, 'tools/train.py', 'configs/occ_lidar.py', '--resume'] + ckpt
-                        + [f'train_cfg.max_iters={occ_iters}']]),
+                        + iterations(occ_iters)]),
         ('synthetic_val', [[py, 'tools/test.py', 'configs/occ_lidar.py', 'work_dirs/occ_lidar',
                             '--out-json', 'outputs/metrics/synthetic_val.json'],
                            [py, 'tools/forecast.py', 'configs/occ_lidar.py', 'work_dirs/occ_lidar',
