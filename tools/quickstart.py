@@ -104,6 +104,21 @@ def stages(mode: str, shared: str):
     return out
 
 
+def _metric(report: dict, method: str, key: str, horizon: str) -> float:
+    """``key`` (``'miou'`` / ``'iou'``) of ``method`` (``''``: the model) at ``horizon``
+    (``'1s'``) from a report: its flat entries (``tools/test.py``) or its per-frame lists
+    (``tools/forecast.py``); nan when absent."""
+    flat = f"{method + '/' if method else ''}{'mIoU' if key == 'miou' else 'IoU'}@{horizon}"
+    if flat in report:
+        return float(report[flat])
+    src = report.get('baselines', {}).get(method, {}) if method else report
+    frames = report.get('frames') or []
+    values = src.get(f'{key}_per_frame') or []
+    if horizon in frames and frames.index(horizon) < len(values):
+        return float(values[frames.index(horizon)])
+    return float('nan')
+
+
 def summary_table(metrics_dir: str = os.path.join('outputs', 'metrics')) -> str:
     """Markdown table: per set and horizon, mIoU / IoU of the model, copy-last and warp,
     from the report JSONs in ``metrics_dir``."""
@@ -115,8 +130,8 @@ def summary_table(metrics_dir: str = os.path.join('outputs', 'metrics')) -> str:
         with open(path) as f:
             r = json.load(f)
         for h in ('1s', '2s', '3s'):
-            cells = [f"{r.get(f'{p}mIoU@{h}', float('nan')):.1f} / {r.get(f'{p}IoU@{h}', float('nan')):.1f}"
-                     for p in ('', 'copy_last/', 'warp/')]
+            cells = [f'{_metric(r, p, "miou", h):.1f} / {_metric(r, p, "iou", h):.1f}'
+                     for p in ('', 'copy_last', 'warp')]
             rows.append(f'| {name} | {h} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 

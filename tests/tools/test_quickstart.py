@@ -25,3 +25,12 @@ def test_summary_table_reads_the_reports(tmp_path):
     assert table[2] == '| synthetic_val | 1s | 80.0 / 90.0 | 40.0 / 50.0 | 70.0 / 85.5 |'
     assert table[3].startswith('| synthetic_val | 2s | nan / nan')
     assert len(table) == 5  # header, rule, three horizons of the one set present
+
+
+def test_summary_table_reads_per_frame_reports(tmp_path):
+    """tools/forecast.py's reports hold per-frame lists, not the flat entries."""
+    r = {'frames': ['0.5s', '1s'], 'miou_per_frame': [90.0, 80.0], 'iou_per_frame': [95.0, 85.0],
+         'baselines': {'warp': {'miou_per_frame': [85.0, 70.0], 'iou_per_frame': [90.0, 80.0]}}}
+    (tmp_path / 'pandaset_002.json').write_text(json.dumps(r))
+    table = quickstart.summary_table(str(tmp_path)).splitlines()
+    assert table[2] == '| pandaset_002 | 1s | 80.0 / 85.0 | nan / nan | 70.0 / 80.0 |'
