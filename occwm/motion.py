@@ -21,13 +21,21 @@ where it was. Here, before that warp, each agent is displaced along its own moti
    centroids 79.45 / 75.01, 71.61 / 64.38, 65.73 / 58.11; block matching 79.46 / 75.03,
    71.84 / 64.88, 65.90 / 58.49; ties to the zero shift instead 79.23 / 74.53,
    70.93 / 62.94, 65.00 / 56.56);
-5. an agent tracked back through at least 3 frames whose displacements agree (each
+5. an agent tracked back through ``history`` frames (at least 3) whose displacements agree (each
    within ``tolerance`` m of the next) moves on at their mean per frame (constant
    velocity); every other agent stays (the warp).
 
-The moved present of future frame ``k`` has each moving agent's voxels cleared and
-pasted ``k`` displacements further (columns leaving the grid are dropped). With no moving
-agent the result is the warp baseline voxel for voxel. Constant-velocity extrapolation
+Future frame ``k`` is the present with every moving agent lifted out, warped into
+that frame's ego pose, and each agent pasted ``k`` displacements further on as seen from
+that pose (:func:`place_agents`, inverse mapping): an agent that leaves the present grid
+but not the future one (a car driving ahead of the ego) stays. With no moving agent the
+result is the warp baseline voxel for voxel.
+
+Settings chosen on the synthetic *training* scenes (36 windows, agent motion alone,
+dynamic mIoU at 1 s / 2 s / 3 s; the warp: 52.8 / 51.1 / 50.4): agents moved in the
+present frame and cut by its edge, 3 frames tracked: 75.6 / 63.5 / 57.3; pasted in the
+future frame: 76.9 / 64.7 / 57.4; and 4 frames tracked (the default ``history``):
+78.0 / 66.0 / 59.9 (5 frames: 77.5 / 65.8 / 60.6). Constant-velocity extrapolation
 of tracked objects is the classic prediction baseline (e.g. Schöller et al., "What the
 constant velocity model can teach us about pedestrian motion prediction", RA-L 2020);
 the forecaster's residual decoder corrects it (``occwm.models.residual``).
@@ -41,7 +49,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from occwm.geometry import FRAME_DT, relative_se2
+from occwm.geometry import FRAME_DT, apply_se2, relative_se2
 from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OccGrid
 from occwm.warp import warp_planar
 
@@ -137,7 +145,7 @@ def _match(ca: np.ndarray, aa: np.ndarray, cb: np.ndarray, ab: np.ndarray, max_d
 
 def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAULT_GRID,
                  classes: Sequence[int] = DYNAMIC_CLASSES, max_speed: float = 20.0,
-                 tolerance: float = 1.0, min_speed: float = 0.4, history: int = 3,
+                 tolerance: float = 1.0, min_speed: float = 0.4, history: int = 4,
                  max_area_ratio: float = 3.0, max_turn: float = 0.0,
                  min_turn_speed: float = 4.0) -> List[MovingAgent]:
     """The moving agents of the present frame and their displacement per frame.
@@ -209,42 +217,93 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
     return agents
 
 
+def lift_agents(present: np.ndarray, agents: Sequence[MovingAgent], free_label: int
+                ) -> np.ndarray:
+    """``present`` ``(X, Y, Z) uint8`` with every agent's own voxels set free (a copy)."""
+    out = present.copy()
+    for a in agents:
+        x, y = a.footprint[:, 0], a.footprint[:, 1]
+        out[x, y] = np.where(out[x, y] == a.label, np.uint8(free_label), out[x, y])
+    return out
+
+
+def place_agents(canvas: np.ndarray, present: np.ndarray, agents: Sequence[MovingAgent],
+                 steps: int, pose=(0.0, 0.0, 0.0), grid: OccGrid = DEFAULT_GRID) -> np.ndarray:
+    """Paste every agent of ``present``, moved ``steps`` frames on, into ``canvas``.
+
+    Each agent moves rigidly (:meth:`MovingAgent.offset`: its displacement and turn,
+    present frame) and is then seen from the target ego ``pose``. The target cells are
+    found by inverse mapping, as ``occwm.warp.warp_planar`` does: each cell of the
+    agent's target bounding box reads the present at the point that moves onto its
+    centre (nearest voxel) and takes the agent's label where that point lies in the
+    agent's footprint and holds its label. So an agent is never cut by the edge of the
+    present grid (a car driving ahead of the ego stays in every future frame) and a
+    turned agent has no holes.
+
+    Args:
+        canvas: ``(X, Y, Z) uint8`` the target frame's static world (modified in place
+            and returned).
+        present: ``(X, Y, Z) uint8`` the present frame the agents were tracked in.
+        agents: from :func:`track_agents`.
+        steps: frames ahead.
+        pose: ``(3,)`` the target ego pose (x m, y m, yaw rad) in the present frame;
+            zero: the present frame itself.
+        grid: the occupancy grid of both frames.
+
+    Returns:
+        ``canvas``.
+    """
+    X, Y = present.shape[:2]
+    x0, y0, _, _ = grid.xy_range
+    vox = grid.voxel_size
+    pose = np.asarray(pose, dtype=np.float64)
+    for a in agents:
+        (ox, oy), rot = a.offset(int(steps))
+        c = np.asarray(a.center if a.center is not None else a.footprint.mean(0), np.float64)
+        R = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+        # forward: footprint cell centres (index space) -> moved -> metres -> target frame
+        moved = c + np.array([ox, oy]) + (a.footprint - c) @ R.T  # (M, 2) cells, present frame
+        tgt = apply_se2(x0 + (moved + 0.5) * vox, pose, inverse=True)  # (M, 2) metres, target
+        lo = np.floor((tgt - (x0, y0)) / vox).min(0).astype(np.int64) - 1
+        hi = np.floor((tgt - (x0, y0)) / vox).max(0).astype(np.int64) + 2
+        lo, hi = np.maximum(lo, 0), np.minimum(hi, (X, Y))
+        if np.any(hi <= lo):
+            continue  # it left the target grid
+        ii, jj = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing='ij')
+        cells = np.stack([ii.ravel(), jj.ravel()], 1)  # (N, 2) target cells
+        # inverse: target cell centre -> present-frame metres -> before the motion
+        p = apply_se2(np.array([x0, y0]) + (cells + 0.5) * vox, pose)  # (N, 2) metres, present
+        q = (p - (x0, y0)) / vox - 0.5  # (N, 2) cell-centre index space, moved
+        src = np.floor(c + (q - c - (ox, oy)) @ R + 0.5).astype(np.int64)  # R^-1 = R^T
+        inside = (src[:, 0] >= 0) & (src[:, 0] < X) & (src[:, 1] >= 0) & (src[:, 1] < Y)
+        cells, src = cells[inside], src[inside]
+        own = np.zeros((X, Y), bool)
+        own[a.footprint[:, 0], a.footprint[:, 1]] = True
+        keep = own[src[:, 0], src[:, 1]]
+        cells, src = cells[keep], src[keep]
+        cols = present[src[:, 0], src[:, 1]] == a.label  # (N', Z)
+        tx, ty = cells[:, 0], cells[:, 1]
+        canvas[tx, ty] = np.where(cols, np.uint8(a.label), canvas[tx, ty])
+    return canvas
+
+
 def move_agents(present: np.ndarray, agents: Sequence[MovingAgent], steps: float,
-                free_label: int) -> np.ndarray:
-    """The present frame with every agent moved ``steps`` displacements.
+                free_label: int, grid: OccGrid = DEFAULT_GRID) -> np.ndarray:
+    """The present frame with every agent moved ``steps`` displacements (in the present
+    ego frame; :func:`place_agents` into :func:`lift_agents`).
 
     Args:
         present: ``(X, Y, Z) uint8``.
         agents: from :func:`track_agents`.
-        steps: frames ahead (:meth:`MovingAgent.offset`; straight: ``round(steps * shift)``
-            voxels).
+        steps: frames ahead (:meth:`MovingAgent.offset`).
         free_label: the free label.
+        grid: the occupancy grid.
 
     Returns:
         ``(X, Y, Z) uint8`` (a copy).
     """
-    out = present.copy()
-    X, Y = present.shape[:2]
-    pasted = []
-    for a in agents:
-        x, y = a.footprint[:, 0], a.footprint[:, 1]
-        cols = present[x, y]  # (M, Z)
-        own = cols == a.label
-        out[x, y] = np.where(own, free_label, out[x, y])
-        (ox, oy), rot = a.offset(int(steps))
-        if rot:
-            cx, cy = a.center
-            c, s_ = np.cos(rot), np.sin(rot)
-            px, py = x - cx, y - cy
-            nx = np.rint(cx + ox + c * px - s_ * py).astype(np.int64)
-            ny = np.rint(cy + oy + s_ * px + c * py).astype(np.int64)
-        else:
-            nx, ny = x + int(np.rint(ox)), y + int(np.rint(oy))
-        keep = (nx >= 0) & (nx < X) & (ny >= 0) & (ny < Y)
-        pasted.append((nx[keep], ny[keep], own[keep], a.label))
-    for nx, ny, own, label in pasted:  # after every agent is lifted
-        out[nx, ny] = np.where(own, np.uint8(label), out[nx, ny])
-    return out
+    out = lift_agents(present, agents, free_label)
+    return place_agents(out, present, agents, int(steps), grid=grid)
 
 
 def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID,
@@ -272,7 +331,9 @@ def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID
     if not agents:
         w, v = warp_planar(past[-1][None], fut[None], grid, fill=grid.free_label)
         return w[0], v[0]
-    moved = np.stack([move_agents(past[-1], agents, k + 1, grid.free_label)
-                      for k in range(len(fut))])  # (T_f, X, Y, Z)
-    w, v = warp_planar(moved, fut, grid, fill=grid.free_label)  # one pose per moved frame
+    static = lift_agents(past[-1], agents, grid.free_label)
+    w, v = warp_planar(static[None], fut[None], grid, fill=grid.free_label)  # (1, T_f, X, Y, Z)
+    w, v = w[0], v[0]
+    for k in range(len(fut)):  # each agent moved on and seen from future ego k
+        place_agents(w[k], past[-1], agents, k + 1, fut[k], grid)
     return w, v

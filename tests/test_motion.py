@@ -53,6 +53,17 @@ def test_motion_warp_places_the_car_in_future_frames():
     assert (plain != future).any()  # the warp leaves the car behind
 
 
+def test_a_car_driving_ahead_of_the_ego_stays_in_every_future_frame():
+    # the car keeps the ego's speed 34 voxels ahead: moved on in the present frame it
+    # leaves the present grid (x >= 40), yet it is in every future frame
+    T_p, T_f = 5, 3
+    frames, poses = scene(T_p + T_f, car_x0=34, car_dx=2, ego_dx=2, parked=False, present=T_p - 1)
+    warped, valid = motion_warp(frames[:T_p], poses, GRID)
+    for k in range(T_f):
+        assert (warped[k] == CAR).sum() == (frames[T_p + k] == CAR).sum() == 16
+        np.testing.assert_array_equal(warped[k][valid[k]], frames[T_p + k][valid[k]])
+
+
 def test_no_moving_agent_is_the_warp_baseline():
     frames, poses = scene(8, car_x0=2, car_dx=0, ego_dx=1, present=4)
     warped, _ = motion_warp(frames[:5], poses, GRID)

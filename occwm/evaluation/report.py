@@ -17,6 +17,12 @@ The report (``build_report``; the schema is also in the README)::
     class_iou_per_frame {class: [float | null, ...]}   null: undefined (0 / 0)
     dynamic_miou_per_frame  [float]  mIoU over dynamic_classes only (same absent-class rule)
     dynamic_miou_avg        float
+    paired_miou_per_frame   [float]  only when drop_zero_iou: the mIoU with the zero-IoU
+                            classes KEPT (the protocol's absent-class rule alone), so every
+                            method of the report is averaged over the same classes (the
+                            dropping rule lets a method that scores 0 on a class leave it
+                            out of its mean, where one that scores 10 keeps it)
+    paired_miou_avg         float
     changed_iou_per_frame   [float] | null   IoU on the voxels where the ground truth
                             differs from the ego-motion-warped present; null: no warped
                             present (no warp baseline, or windows without trajectory)
@@ -46,7 +52,8 @@ MODEL_ROW = 'model'
 # (report key, table title) of the summary tables, in order; the keys are
 # '<key>_per_frame', '<key>_avg' (and '<key>_present') of every method.
 SUMMARIES = (('miou', 'mIoU (%)'), ('iou', 'IoU (%)'), ('dynamic_miou', 'dynamic mIoU (%)'),
-             ('changed_iou', 'changed-voxel IoU (%)'))
+             ('changed_iou', 'changed-voxel IoU (%)'),
+             ('paired_miou', 'mIoU over the classes shared by every method, zero IoUs kept (%)'))
 
 
 def _num(v: float) -> Optional[float]:
@@ -88,7 +95,8 @@ def method_scores(per_frame: Sequence[OccCounts], avg_frames: Sequence[int],
         cls = (np.atleast_1d(iou_from_counts(c.tp, c.fp, c.fn)) if drop_zero_iou
                else c.class_ious(absent_class_iou))
         return (100.0 * c.miou(absent_class_iou, drop_zero_iou), 100.0 * c.iou(absent_class_iou),
-                100.0 * cls, 100.0 * c.miou(absent_class_iou, drop_zero_iou, dynamic_classes))
+                100.0 * cls, 100.0 * c.miou(absent_class_iou, drop_zero_iou, dynamic_classes),
+                100.0 * c.miou(absent_class_iou, False))
 
     def avg(values: List[float]) -> float:
         return float(np.mean([values[f - 1] for f in avg_frames]))
@@ -105,12 +113,14 @@ def method_scores(per_frame: Sequence[OccCounts], avg_frames: Sequence[int],
                                         for k, name in enumerate(class_names)),
         dynamic_miou_per_frame=[p[3] for p in per], dynamic_miou_avg=avg([p[3] for p in per]),
         changed_iou_per_frame=None, changed_iou_avg=None)
+    if drop_zero_iou:  # the same classes for every method (module docstring)
+        out.update(paired_miou_per_frame=[p[4] for p in per], paired_miou_avg=avg([p[4] for p in per]))
     if changed is not None:
         changed = np.asarray(changed, dtype=np.int64)  # (T_f, 3) tp, fp, fn
         ious = [100.0 * iou_from_counts(*c) for c in changed]
         out.update(changed_iou_per_frame=ious, changed_iou_avg=avg(ious))
     if present is not None:
-        m, i, cls, dyn = scores(present)
+        m, i, cls, dyn, _ = scores(present)
         out.update(miou_present=m, iou_present=i,
                    class_iou_present=OrderedDict((n, float(cls[k])) for k, n in enumerate(class_names)),
                    dynamic_miou_present=dyn)
@@ -170,7 +180,8 @@ def flat_metrics(report: dict) -> Dict[str, float]:
     averaged frames, ``mIoU_avg``, ``IoU_avg`` (and ``mIoU@0s`` / ``IoU@0s`` for the
     present frame), then ``dynamic_mIoU@1s``, ..., ``dynamic_mIoU_avg`` (and
     ``dynamic_mIoU@0s``) and, when there is a warped present, ``changed_IoU@1s``, ...,
-    ``changed_IoU_avg``; the baselines as ``copy_last/mIoU@1s`` etc. The model's
+    ``changed_IoU_avg``, and under a protocol that drops zero-IoU classes
+    ``paired_mIoU@1s``, ..., ``paired_mIoU_avg``; the baselines as ``copy_last/mIoU@1s`` etc. The model's
     ``mIoU`` comes first (mmengine's ``save_best='auto'`` takes the first key)."""
     out = OrderedDict()
     for name, s in methods_of(report).items():
@@ -181,7 +192,8 @@ def flat_metrics(report: dict) -> Dict[str, float]:
             out[f'{key}mIoU@{report["frames"][f - 1]}'] = s['miou_per_frame'][f - 1]
             out[f'{key}IoU@{report["frames"][f - 1]}'] = s['iou_per_frame'][f - 1]
         out[f'{key}mIoU_avg'], out[f'{key}IoU_avg'] = s['miou_avg'], s['iou_avg']
-        for src, dst in (('dynamic_miou', 'dynamic_mIoU'), ('changed_iou', 'changed_IoU')):
+        for src, dst in (('dynamic_miou', 'dynamic_mIoU'), ('changed_iou', 'changed_IoU'),
+                         ('paired_miou', 'paired_mIoU')):
             if s.get(f'{src}_per_frame') is None:  # not computed (or a report from before)
                 continue
             if f'{src}_present' in s:

@@ -115,3 +115,21 @@ def test_reports_without_the_new_keys_still_format():
             del s[key]
     assert 'dynamic mIoU' not in format_text(r) and '## IoU (%)' in format_markdown(r)
     assert not any('dynamic' in k or 'changed' in k for k in flat_metrics(r))
+
+
+def test_paired_miou_keeps_zero_classes_for_every_method():
+    # I²-World's rule drops the warp's car (IoU 0): its mIoU is the road alone (100),
+    # above the model's (car 1/2, road 1); the paired mIoU keeps the car for both.
+    r = report(absent_class_iou=None, drop_zero_iou=True)
+    warp = r['baselines']['warp']
+    assert warp['miou_per_frame'] == pytest.approx([100.0] * 3)
+    assert r['miou_per_frame'][0] == pytest.approx(75.0)
+    assert warp['paired_miou_per_frame'] == pytest.approx([50.0] * 3)  # (0 + 1) / 2
+    assert r['paired_miou_per_frame'] == pytest.approx([75.0, 100 * (1 / 3 + 1) / 2, 100.0])
+    assert r['paired_miou_avg'] == pytest.approx((75.0 + 100.0) / 2)
+    flat = flat_metrics(r)
+    assert flat['warp/paired_mIoU@0.5s'] == pytest.approx(50.0)
+    assert 'paired_mIoU_avg' in flat
+    assert 'classes shared by every method' in format_text(r)
+    # protocols that keep zero IoUs have no separate paired mIoU
+    assert 'paired_miou_per_frame' not in report(absent_class_iou=1.0)
