@@ -64,12 +64,13 @@ def checkpoint_config(checkpoint: str):
 
     Raises:
         SetupError: the checkpoint holds no config (pass ``config=`` to
-            :meth:`WorldModel.load`).
+            :meth:`WorldModel.load`), or cannot be read (empty, truncated, not a
+            checkpoint: ``occwm.models.checkpoint.read_checkpoint``).
     """
     from mmengine.config import Config
 
-    import occwm.compat  # noqa: F401  (mmengine checkpoints load weights-only)
-    meta = torch.load(checkpoint, map_location='cpu', weights_only=True).get('meta') or {}
+    from occwm.models.checkpoint import read_checkpoint
+    meta = read_checkpoint(checkpoint, mmap=True).get('meta') or {}
     text = meta.get('cfg')
     if not text:
         raise SetupError(f'{checkpoint} holds no config: pass the training config, '
@@ -105,7 +106,8 @@ class WorldModel:
 
         Raises:
             SetupError: no checkpoint there (says how to train one), or it is not a
-                forecaster's (e.g. the tokenizer's).
+                forecaster's (e.g. the tokenizer's), of another size, unreadable or
+                non-finite (``init_forecaster`` loads strictly).
         """
         from mmengine.config import Config
 

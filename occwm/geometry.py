@@ -23,7 +23,7 @@ x, y and yaw, which is what occwm uses to relate frames of a sequence.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -253,3 +253,117 @@ def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     out = np.array(points, dtype=np.float64, copy=True)
     out[:, :3] = points[:, :3] @ T[:3, :3].T + T[:3, 3]
     return out
+
+
+# ------------------------------------------------------------- physical plausibility
+# Bounds of what a road vehicle's ego pose can do, for the checks of input poses,
+# timestamps and planned trajectories (``implausible_motion``, ``timestamp_unit_mistake``).
+# They are far above anything in a driving data set, so real sequences pass with a wide
+# margin, and far below what a unit, frame or file mistake gives (a pose jump to another
+# map, millimetres read as metres, timestamps in the wrong unit).
+#
+# Speed: 70 m/s = 252 km/h. Public-road data sets are recorded in city and suburban
+# traffic (nuScenes, Lyft, PandaSet, Waymo, Argoverse: below about 30 m/s); the highest
+# posted limits are 130-140 km/h, and cars on unrestricted German motorways are mostly
+# limited electronically to 250 km/h.
+# Acceleration: 15 m/s^2 (about 1.5 g), of the position's second derivative (braking,
+# speeding up and cornering together). A car accelerates through its tyres, and the
+# tyre-road friction limits the horizontal acceleration to mu g (the friction circle;
+# Gillespie, "Fundamentals of Vehicle Dynamics", SAE 1992, ch. 3; Pacejka, "Tire and
+# Vehicle Dynamics", 3rd ed. 2012, ch. 1), with a peak mu of about 1.0-1.2 for road tyres
+# on dry asphalt: at most about 12 m/s^2; emergency braking of passenger cars measures
+# 8-10 m/s^2. 15 m/s^2 leaves a margin for pose noise.
+MAX_SPEED = 70.0        # m/s
+MAX_ACCEL = 15.0        # m/s^2
+# Accelerations are differences of the speeds of consecutive steps divided by at least
+# this many seconds: at 10-20 Hz a few centimetres of pose noise would otherwise read as
+# tens of m/s^2 (at 2 Hz, the rate of occwm's sequences, the time between steps is 0.5 s).
+ACCEL_MIN_DT = 0.4      # s
+# Seconds per unit of the time units a timestamp may come in.
+TIME_UNITS = {'s': 1.0, 'ms': 1e-3, 'µs': 1e-6, 'ns': 1e-9}
+# The median time between frames of a driving sequence: from 100 Hz to 0.1 Hz (LiDAR
+# sweeps run at 10-20 Hz, keyframes at 2 Hz); outside it the unit is wrong.
+FRAME_PERIOD_RANGE = (0.01, 10.0)  # s
+
+
+def implausible_motion(positions, times, max_speed: float = MAX_SPEED,
+                       max_accel: float = MAX_ACCEL) -> Optional[Tuple[int, str]]:
+    """The first place where a pose sequence moves as no road vehicle can, or ``None``.
+
+    Args:
+        positions: ``(L, D)`` metres, ``D`` = 2 or 3: ego positions (the translation of
+            ``ego2global``, or x, y of a planar trajectory) in one fixed frame.
+        times: ``(L,)`` seconds, strictly increasing (checked by the callers first).
+        max_speed: m/s (``MAX_SPEED``).
+        max_accel: m/s^2 (``MAX_ACCEL``).
+
+    Speed of step ``k``: ``|p[k+1] - p[k]| / (t[k+1] - t[k])`` (the chord: never above
+    the true mean speed). Acceleration at frame ``k``: ``|v_k - v_{k-1}|`` of the step
+    velocities before and after it, over the time between the steps' midpoints but at
+    least ``ACCEL_MIN_DT``. A speed fault is reported before any acceleration fault (a
+    pose jump makes both).
+
+    Returns:
+        ``(frame index, text)``: the pose that ends the fast step (speed) or lies
+        between the two steps (acceleration), and a one-line description with the value
+        and the bound (the caller names the pose), e.g. ``speed 2e+09 m/s over the 0.5 s
+        before this pose, above 70 m/s (252 km/h): faster than any road vehicle``;
+        ``None`` when every step is within the bounds.
+    """
+    p = np.asarray(positions, np.float64)
+    t = np.asarray(times, np.float64)
+    if len(p) < 2:
+        return None
+    dt = np.diff(t)                                                     # (L - 1,)
+    vel = np.diff(p, axis=0) / dt[:, None]                              # (L - 1, D) m/s
+    speed = np.linalg.norm(vel, axis=1)
+    fast = np.flatnonzero(~(speed <= max_speed))                        # nan counts too
+    accel = np.zeros(0)
+    if len(vel) >= 2:
+        mid = 0.5 * (t[1:] + t[:-1])                                    # (L - 1,) step midpoints
+        span = np.maximum(np.diff(mid), ACCEL_MIN_DT)                   # (L - 2,)
+        accel = np.linalg.norm(np.diff(vel, axis=0), axis=1) / span     # (L - 2,) m/s^2
+    hard = np.flatnonzero(~(accel <= max_accel))
+    if len(fast):                             # first: a jump also gives two accelerations
+        k = fast[0] + 1                                                 # pose after the step
+        return k, (f'speed {speed[k - 1]:.3g} m/s over the {dt[k - 1]:.3g} s before this '
+                   f'pose, above {max_speed:g} m/s ({max_speed * 3.6:.0f} km/h): faster than '
+                   f'any road vehicle')
+    if not len(hard):
+        return None
+    k = hard[0] + 1                                                     # pose between steps
+    return k, (f'acceleration {accel[k - 1]:.3g} m/s^2 (speed {speed[k - 1]:.3g} m/s before '
+               f'this pose, {speed[k]:.3g} m/s after it), above {max_accel:g} m/s^2 '
+               f'({max_accel / 9.81:.1f} g): more than tyre friction allows any road vehicle')
+
+
+def timestamp_unit_mistake(timestamps, unit: str) -> Optional[str]:
+    """What is wrong with the unit of a sequence's timestamps, or ``None``.
+
+    Args:
+        timestamps: ``(L,)`` numbers as stored (any order; duplicates are ignored here).
+        unit: the unit they should be in, a key of ``TIME_UNITS`` (``'s'``, ``'µs'``).
+
+    The median time between consecutive frames must lie in ``FRAME_PERIOD_RANGE``; if
+    not, the unit that would put it closest to ``FRAME_DT`` (0.5 s) is named.
+
+    Returns:
+        One line, e.g. ``median frame period 5e+05 s (1e+06 x the expected ~0.5 s): the
+        timestamps are probably in µs, want s (multiply by 1e-06)``; ``None`` when the
+        period is plausible or there are fewer than two distinct timestamps.
+    """
+    v = np.unique(np.asarray(timestamps, np.float64))                   # sorted, distinct
+    if len(v) < 2:
+        return None
+    raw = float(np.median(np.diff(v)))                                  # in the stored unit
+    period = raw * TIME_UNITS[unit]                                     # s if unit is right
+    lo, hi = FRAME_PERIOD_RANGE
+    if lo <= period <= hi:
+        return None
+    guess = min(TIME_UNITS, key=lambda u: abs(np.log(raw * TIME_UNITS[u] / FRAME_DT)))
+    head = (f'median frame period {period:.3g} s ({period / FRAME_DT:.2g} x the expected '
+            f'~{FRAME_DT:g} s)')
+    if guess == unit:
+        return f'{head}: not a driving sequence (frames {lo:g}-{hi:g} s apart)'
+    return (f'{head}: the timestamps are probably in {guess}, want {unit} (multiply by '
+            f'{TIME_UNITS[guess] / TIME_UNITS[unit]:g})')

@@ -114,17 +114,19 @@ def block_shift(a: np.ndarray, b: np.ndarray, guess: np.ndarray) -> np.ndarray:
         overlap counts of the shifts beside it.
     """
     d = (a[:, None, :] - b[None, :, :]).reshape(-1, 2)  # (M * M', 2) all pairwise shifts
-    keys, counts = np.unique(d, axis=0, return_counts=True)
-    top = keys[counts == counts.max()]
+    lo_d = d.min(0) - 1  # a histogram of the shifts, one bin per integer shift, padded by 1
+    size = d.max(0) - lo_d + 2  # (2,)
+    counts = np.bincount(((d[:, 0] - lo_d[0]) * size[1] + d[:, 1] - lo_d[1]),
+                         minlength=int(size[0] * size[1])).reshape(size)  # (Sx, Sy)
+    top = np.argwhere(counts == counts.max()) + lo_d  # (n, 2) the most overlapping shifts
     best = top[np.argmin(np.linalg.norm(top - guess, axis=1))]
-    overlap = {tuple(k): c for k, c in zip(keys.tolist(), counts.tolist())}
-    peak = overlap[tuple(best.tolist())]
+    bx, by = best - lo_d
+    peak = counts[bx, by]
     shift = best.astype(np.float64)
     for axis in range(2):  # parabolic sub-voxel refinement
-        step = np.eye(2, dtype=np.int64)[axis]
-        lo = overlap.get(tuple((best - step).tolist()), 0)
-        hi = overlap.get(tuple((best + step).tolist()), 0)
-        curv = lo - 2 * peak + hi
+        lo = counts[bx - 1, by] if axis == 0 else counts[bx, by - 1]
+        hi = counts[bx + 1, by] if axis == 0 else counts[bx, by + 1]
+        curv = int(lo) - 2 * int(peak) + int(hi)
         if curv < 0:
             shift[axis] += 0.5 * (lo - hi) / curv
     return shift
@@ -177,14 +179,26 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
         return []
     vox = grid.voxel_size
     H = min(max(history, 3), T)
-    frames = [past[-1]]
+    if len(classes) > 64:
+        raise ValueError(f'at most 64 movable classes, got {len(classes)}')
+    # the BEV of each movable class as one bit of a (X, Y) code per frame (a column holds
+    # class classes[i] <=> bit i), so that only (X, Y) maps are warped, not (X, Y, Z) grids
+    bits = np.uint64(1) << np.arange(len(classes), dtype=np.uint64)  # (C,)
+    lut = np.zeros(256, np.uint64)
+    lut[np.asarray(classes, dtype=np.int64)] = bits
+
+    def code(frame: np.ndarray) -> np.ndarray:  # (X, Y, Z) uint8 -> (X, Y) uint64
+        return np.bitwise_or.reduce(lut[frame], axis=-1)
+
+    frames = [code(past[-1])]
     for j in range(T - 2, T - 1 - H, -1):  # into the present ego frame: -1, -2, ...
         pose = relative_se2(traj_past[j], traj_past[-1])  # the present ego in frame j
-        frames.append(warp_planar(past[j][None], pose[None], grid, fill=grid.free_label)[0][0])
+        frames.append(warp_planar(code(past[j]).view(np.int64)[None], pose[None], grid,
+                                  fill=0)[0][0].view(np.uint64))
     max_d = max_speed * FRAME_DT / vox  # voxels per frame
     agents: List[MovingAgent] = []
-    for c in classes:
-        bevs = [(f == c).any(-1) for f in frames]  # present, -1, -2, ...
+    for c, bit in zip(classes, bits):
+        bevs = [(f & bit) != 0 for f in frames]  # present, -1, -2, ...
         if not bevs[0].any():
             continue
         labs = [_components(b) for b in bevs]
@@ -306,9 +320,47 @@ def move_agents(present: np.ndarray, agents: Sequence[MovingAgent], steps: float
     return place_agents(out, present, agents, int(steps), grid=grid)
 
 
+def continue_unseen(warped: np.ndarray, valid: np.ndarray, present: np.ndarray,
+                    classes: Sequence[int], free_label: int) -> np.ndarray:
+    """Fill the newly seen columns of warped frames with the bands of ground the
+    present frame shows at the same place relative to the ego.
+
+    Where a future frame's warp has no data (space the present never covered: ahead
+    of an ego driving forward), each column takes the voxels of ``classes`` of the
+    present frame's column at the same ego-frame cell, everything else free: a road,
+    its sidewalks and the terrain beside them run on along the road as the ego drives
+    (copy-last restricted to the ground bands, where copy-last of the whole column
+    would also repeat buildings, trees and agents at random).
+
+    Chosen on the synthetic *training* scenes (24 windows, the tracked-agent base at
+    3 s; mIoU / IoU, then driveable_surface, other_flat, sidewalk, terrain IoU): no
+    fill 66.8 / 69.4, 77.2, 82.1, 72.8, 75.5; driveable_surface + sidewalk + terrain
+    69.0 / 78.3, 95.1, 82.1, 84.4, 82.7; with other_flat too 67.8 / 78.4 (other_flat
+    61.6); every static class 66.2 / 74.2 (manmade 61.0 -> 53.8, vegetation
+    69.3 -> 58.2).
+
+    Args:
+        warped: ``(T_f, X, Y, Z) uint8`` frames (modified in place and returned).
+        valid: ``(T_f, X, Y) bool`` where their warp has data.
+        present: ``(X, Y, Z) uint8`` the present frame.
+        classes: the labels carried on.
+        free_label: the free label.
+
+    Returns:
+        ``warped``.
+    """
+    keep = np.zeros(256, dtype=bool)
+    keep[np.asarray(classes, dtype=np.int64)] = True
+    ground = np.where(keep[present], present, np.uint8(free_label))  # (X, Y, Z)
+    for k in range(len(warped)):
+        new = ~valid[k]  # (X, Y)
+        warped[k][new] = ground[new]
+    return warped
+
+
 def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID,
-                agents: Optional[List[MovingAgent]] = None, **track_kwargs
-                ) -> Tuple[np.ndarray, np.ndarray]:
+                agents: Optional[List[MovingAgent]] = None, unseen: Sequence[int] = (),
+                **track_kwargs) -> Tuple[np.ndarray, np.ndarray]:
     """The present with its agents moved on, warped into each future ego frame.
 
     Args:
@@ -316,11 +368,14 @@ def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID
         traj: ``(T_p + T_f, 3)`` ego poses (x m, y m, yaw rad) in the present frame.
         grid: the occupancy grid.
         agents: precomputed :func:`track_agents` (default: tracked here).
+        unseen: classes carried into the newly seen columns (:func:`continue_unseen`);
+            empty: those columns stay free, as in the warp baseline.
         **track_kwargs: options of :func:`track_agents`.
 
     Returns:
         ``(T_f, X, Y, Z) uint8`` and ``valid`` ``(T_f, X, Y) bool`` (where the warp has
-        data); with no moving agent exactly ``warp_planar`` of the present.
+        data); with no moving agent and no ``unseen`` exactly ``warp_planar`` of the
+        present.
     """
     past = np.asarray(past)
     traj = np.asarray(traj, dtype=np.float64)
@@ -328,12 +383,11 @@ def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID
     if agents is None:
         agents = track_agents(past, traj[:T_p], grid, **track_kwargs)
     fut = traj[T_p:]
-    if not agents:
-        w, v = warp_planar(past[-1][None], fut[None], grid, fill=grid.free_label)
-        return w[0], v[0]
-    static = lift_agents(past[-1], agents, grid.free_label)
+    static = lift_agents(past[-1], agents, grid.free_label) if agents else past[-1]
     w, v = warp_planar(static[None], fut[None], grid, fill=grid.free_label)  # (1, T_f, X, Y, Z)
     w, v = w[0], v[0]
-    for k in range(len(fut)):  # each agent moved on and seen from future ego k
+    for k in range(len(fut)) if agents else ():  # each agent moved on and seen from future ego k
         place_agents(w[k], past[-1], agents, k + 1, fut[k], grid)
+    if len(unseen):
+        continue_unseen(w, v, past[-1], unseen, grid.free_label)
     return w, v

@@ -48,14 +48,27 @@ def window_starts(num_frames: int, window_len: int, rule: str = 'all',
     Raises:
         ValueError: unknown rule, ``window_len < 1`` or ``stride < 1``.
     """
-    if rule not in WINDOW_RULES:
-        raise ValueError(f'unknown window_rule {rule!r}; choose one of {WINDOW_RULES}')
-    if window_len < 1 or stride < 1:
+    need = frames_needed(window_len, rule)
+    if stride < 1:
         raise ValueError(f'need window_len >= 1 and stride >= 1, got {window_len}, {stride}')
     if rule == 'first':
-        return [0] if num_frames >= window_len else []
-    extra = 2 if rule == 'occworld' else 0
-    return list(range(0, num_frames - window_len - extra + 1, stride))
+        return [0] if num_frames >= need else []
+    return list(range(0, num_frames - need + 1, stride))
+
+
+def frames_needed(window_len: int, rule: str = 'all') -> int:
+    """The fewest frames a scene needs for one window under ``rule``
+    (:func:`window_starts`): ``window_len``, or ``window_len + 2`` for ``'occworld'``
+    (13 for T = 11).
+
+    Raises:
+        ValueError: unknown rule or ``window_len < 1``.
+    """
+    if rule not in WINDOW_RULES:
+        raise ValueError(f'unknown window_rule {rule!r}; choose one of {WINDOW_RULES}')
+    if window_len < 1:
+        raise ValueError(f'need window_len >= 1, got {window_len}')
+    return window_len + (2 if rule == 'occworld' else 0)
 
 
 def token_seed(token: str) -> int:

@@ -34,3 +34,20 @@ def write_tiny_scenes(root, lengths=(13, 5), grid=TINY_GRID, speed=2.0, name='in
     path = str(root / name)
     save_pickle(path, dict(metadata=dict(version='test'), infos=infos))
     return path
+
+
+def corrupt_zip_member(path, member='semantics.npy'):
+    """Flip one byte in the middle of ``member``'s stored data of the zip (npz) at
+    ``path``, in place: reading that member then fails its CRC check (``BadZipFile``) or
+    its decompression; the archive's directory stays intact. Returns ``path``."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member)
+    data = bytearray(open(path, 'rb').read())
+    off = info.header_offset                                  # the member's local header
+    start = off + 30 + int.from_bytes(data[off + 26:off + 28], 'little') \
+        + int.from_bytes(data[off + 28:off + 30], 'little')
+    data[start + info.compress_size // 2] ^= 0xFF
+    with open(path, 'wb') as f:
+        f.write(bytes(data))
+    return path

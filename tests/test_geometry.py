@@ -101,3 +101,59 @@ def test_compose_relative_apply_agree_with_matrices():
     np.testing.assert_allclose(t.numpy()[np.arange(5), np.arange(5)], out, atol=1e-12)
     np.testing.assert_allclose(compose_se2(torch.from_numpy(a), torch.from_numpy(b)).numpy(), ab,
                                atol=1e-12)
+
+
+# ----------------------------------------------------------------- physical plausibility
+def test_implausible_motion_hand_computed():
+    from occwm.geometry import MAX_ACCEL, MAX_SPEED, implausible_motion
+    t = 0.5 * np.arange(5)                                              # 2 Hz
+    steady = np.stack([20.0 * t, np.zeros(5)], 1)                       # 20 m/s straight
+    assert implausible_motion(steady, t) is None
+    fast = steady * 4                                                   # 80 m/s > 70
+    k, text = implausible_motion(fast, t)
+    assert k == 1 and text.startswith('speed 80 m/s over the 0.5 s before this pose')
+    assert '70 m/s (252 km/h)' in text
+    jump = steady.copy()
+    jump[3, 1] = 1e12                                                   # a 1e12 m pose jump
+    k, text = implausible_motion(jump, t)
+    assert k == 3 and 'speed 2e+12 m/s' in text
+    # 20 m/s, then 30 m/s: |dv| = 10 m/s over 0.5 s between the step midpoints = 20 m/s^2
+    brake = np.array([[0, 0], [10, 0], [25, 0], [40, 0]], float)
+    k, text = implausible_motion(brake, t[:4])
+    assert k == 1 and text.startswith('acceleration 20 m/s^2 (speed 20 m/s before this pose, '
+                                      '30 m/s after it), above 15 m/s^2 (1.5 g)')
+    # 10 Hz: 3 cm of pose noise would read 6 m/s^2 over 0.1 s; over ACCEL_MIN_DT it is 1.5
+    t10 = 0.1 * np.arange(4)
+    noisy = np.array([[0, 0], [1.0, 0], [2.03, 0], [3.0, 0]])
+    assert implausible_motion(noisy, t10) is None
+    assert MAX_SPEED == 70.0 and MAX_ACCEL == 15.0
+    assert implausible_motion(np.zeros((1, 3)), np.zeros(1)) is None   # one pose: nothing
+
+
+@pytest.mark.parametrize('values, unit, guess', [
+    (1532402927.6 + 0.5 * np.arange(4), 's', None),                   # seconds, right
+    (1532402927647951 + 500_000 * np.arange(4), 'µs', None),           # µs, right
+    (500_000.0 * np.arange(4), 's', 'µs'),                             # µs where s expected
+    (500.0 * np.arange(4), 's', 'ms'),                                 # ms where s expected
+    (1532402927.6 + 0.5 * np.arange(4), 'µs', 's'),                    # s where µs expected
+    (1532402927647 + 500 * np.arange(4), 'µs', 'ms'),                  # ms where µs expected
+    (1.5e18 + 5e8 * np.arange(4), 'µs', 'ns'),                         # ns where µs expected
+])
+def test_timestamp_unit_mistake_names_the_unit(values, unit, guess):
+    from occwm.geometry import timestamp_unit_mistake
+    got = timestamp_unit_mistake(values, unit)
+    if guess is None:
+        assert got is None
+    else:
+        assert f'the timestamps are probably in {guess}, want {unit}' in got
+
+
+def test_timestamp_unit_mistake_message_and_edge_cases():
+    from occwm.geometry import timestamp_unit_mistake
+    assert timestamp_unit_mistake(500_000.0 * np.arange(3), 's') == (
+        'median frame period 5e+05 s (1e+06 x the expected ~0.5 s): the timestamps are '
+        'probably in µs, want s (multiply by 1e-06)')
+    assert timestamp_unit_mistake([3.0, 3.0], 's') is None              # no period to judge
+    assert 'not a driving sequence' in timestamp_unit_mistake([0.0, 12.0, 24.0], 's')
+    assert 'probably in ms' in timestamp_unit_mistake([0.0, 60.0, 120.0], 's')  # 16 Hz in ms
+    assert timestamp_unit_mistake([0.0, 0.05, 0.1], 's') is None        # a 20 Hz LiDAR

@@ -101,3 +101,128 @@ def test_atomic_path_gives_the_usual_file_mode(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / 'a.txt').stat().st_mode & 0o777 == 0o644
+
+
+# ------------------------------------------------------- damaged files, output folders
+@pytest.mark.parametrize('compressed', [True, False])
+def test_a_damaged_zip_member_is_one_line_naming_the_file(tmp_path, compressed):
+    """A member failing its CRC check: np.load alone raises BadZipFile without the path."""
+    import zipfile
+
+    from occwm.io import DataFileError, npz_keys, read_npz
+    from occwm.runtime import SetupError
+    from tests.helpers import corrupt_zip_member
+    path = str(tmp_path / 'labels.npz')
+    occ = np.full(DEFAULT_GRID.shape, 17, np.uint8)
+    occ[::7, ::3, 2] = 11
+    (np.savez_compressed if compressed else np.savez)(path, semantics=occ, mask_lidar=occ)
+    corrupt_zip_member(path)
+    with pytest.raises(zipfile.BadZipFile):
+        np.load(path)['semantics']
+    for read in (lambda: load_labels(path), lambda: read_npz(path)):
+        with pytest.raises(DataFileError) as e:
+            read()
+        assert str(e.value).startswith(f'{path}: semantics: damaged archive member (')
+        assert 'the file is corrupt' in str(e.value) and '\n' not in str(e.value)
+        assert isinstance(e.value, ValueError) and isinstance(e.value, SetupError)
+    assert npz_keys(path) == ['semantics', 'mask_lidar']           # the directory is intact
+    assert read_npz(path, ('mask_lidar',))['mask_lidar'].shape == DEFAULT_GRID.shape
+
+
+def test_read_npz_faults(tmp_path):
+    from occwm.io import DataFileError, npz_keys, read_npz
+    with pytest.raises(FileNotFoundError, match='nothere.npz: no such file'):
+        read_npz(str(tmp_path / 'nothere.npz'))
+    np.save(str(tmp_path / 'one.npy'), np.zeros(3))
+    with pytest.raises(DataFileError, match=r'one.npy: a single .npy array'):
+        read_npz(str(tmp_path / 'one.npy'))
+    with pytest.raises(DataFileError, match=r'one.npy: not a readable npz'):
+        npz_keys(str(tmp_path / 'one.npy'))
+    np.savez(str(tmp_path / 'obj.npz'), a=np.array([{'x': 1}], dtype=object))
+    with pytest.raises(DataFileError, match=r"obj.npz: a: an object array, which cannot be "
+                                            r"read without pickle"):
+        read_npz(str(tmp_path / 'obj.npz'))
+    with pytest.raises(DataFileError, match=r"obj.npz: missing key 'b' \(has \['a'\]\); want x"):
+        read_npz(str(tmp_path / 'obj.npz'), ('b',), hint='want x')
+
+
+def test_data_file_error_from_a_dataloader_worker_stays_one_line():
+    """torch's DataLoader re-raises a worker's exception with the worker's traceback in
+    the message; the tool still prints the one line."""
+    from occwm.io import DataFileError
+    wrapped = ('Caught DataFileError in DataLoader worker process 0.\nOriginal Traceback '
+               '(most recent call last):\n  File "x.py", line 1, in f\noccwm.io.DataFileError: '
+               '/d/labels.npz: semantics: damaged archive member (BadZipFile: Bad CRC-32)\n')
+    assert str(DataFileError(wrapped)) == ('/d/labels.npz: semantics: damaged archive member '
+                                           '(BadZipFile: Bad CRC-32)')
+
+
+def test_check_writable(tmp_path, monkeypatch):
+    from occwm import io
+    from occwm.runtime import SetupError
+    io.check_writable(str(tmp_path / 'new' / 'deep'))              # created
+    assert os.path.isdir(tmp_path / 'new' / 'deep') and not os.listdir(tmp_path / 'new' / 'deep')
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(SetupError, match=r'cannot write to the output folder .*file/sub '
+                                         r'\(--out\): Not a directory'):
+        io.check_writable(str(tmp_path / 'file' / 'sub'))
+
+    def denied(folder):
+        raise PermissionError(13, 'Permission denied')
+    monkeypatch.setattr(io, '_probe_write', denied)                # as a read-only folder
+    with pytest.raises(SetupError, match=rf'^cannot write to the output folder {tmp_path} '
+                                         r'\(OUT_DIR\): Permission denied; choose another'):
+        io.check_writable(str(tmp_path), 'OUT_DIR')
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders')
+def test_check_writable_read_only_folder(tmp_path):
+    from occwm.io import check_writable
+    from occwm.runtime import SetupError
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out').chmod(0o555)
+    try:
+        with pytest.raises(SetupError, match=r'out \(--out\): Permission denied'):
+            check_writable(str(tmp_path / 'out'))
+    finally:
+        (tmp_path / 'out').chmod(0o755)
+
+
+def test_lock_output_dir_against_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    from occwm.io import LOCK_NAME, lock_output_dir
+    from occwm.runtime import SetupError
+    out = str(tmp_path / 'out')
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time\nfrom occwm.io import lock_output_dir\n'
+         f'lock_output_dir({out!r})\nprint("held", flush=True)\ntime.sleep(60)'],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        with pytest.raises(SetupError) as e:
+            lock_output_dir(out)
+        assert str(e.value).startswith(f'{out} (--out) is in use by another process (process '
+                                       f'{holder.pid} since ')
+        assert 'wait for it to finish or choose another output folder' in str(e.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = lock_output_dir(out)                                     # a dead holder: free
+    assert lock_output_dir(out) is lock                             # the same process: same lock
+    assert f'process {os.getpid()} since' in open(os.path.join(out, LOCK_NAME)).read()
+    lock.release()
+
+
+def test_refuse_overwrite(tmp_path):
+    from occwm.io import refuse_overwrite
+    from occwm.runtime import SetupError
+    a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+    refuse_overwrite([str(a), str(b)], overwrite=False)            # nothing there
+    a.write_text('{}')
+    b.write_text('{}')
+    with pytest.raises(SetupError, match=rf'^{a} and 1 more already exist: pass --overwrite '
+                                         r'to replace the forecasts, or choose another'):
+        refuse_overwrite([str(a), str(b)], overwrite=False, what='forecasts')
+    refuse_overwrite([str(a)], overwrite=True)

@@ -102,3 +102,20 @@ def test_block_shift_follows_the_part_seen_in_both_frames():
     cut = rect[rect[:, 0] < 3]
     assert block_shift(rect, cut, np.array([2.2, 0.0]))[0] == 2.0
 
+
+
+def test_unseen_columns_continue_the_ground_bands_only():
+    # the ego drives 2 voxels a frame: the front columns of every future frame are new;
+    # with unseen=(ROAD,) they get the road the present shows there, not its buildings
+    MANMADE = 15
+    frames, poses = scene(8, car_x0=2, car_dx=0, ego_dx=2, parked=False, present=4)
+    frames[:, 36:, 30:, 1:3] = MANMADE  # in every frame's own ego frame
+    plain, valid = motion_warp(frames[:5], poses, GRID)
+    filled, valid2 = motion_warp(frames[:5], poses, GRID, unseen=(ROAD,))
+    np.testing.assert_array_equal(valid, valid2)
+    for k in range(3):
+        new = ~valid[k]
+        assert new[-2 * (k + 1):].all() and new.sum() == 2 * (k + 1) * GRID.shape[1]
+        np.testing.assert_array_equal(filled[k][valid[k]], plain[k][valid[k]])
+        assert (plain[k][new] == FREE).all()
+        assert (filled[k][new][:, 0] == ROAD).all() and (filled[k][new][:, 1:] == FREE).all()

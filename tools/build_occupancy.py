@@ -43,14 +43,18 @@ LiDAR only) gives mask_camera all ones, with a printed note and a line in the in
 metadata (``mask_camera``).
 
 Bad input stops with one line naming the file and the field, e.g.
-``error: SRC/frames/000003.npz: lidar2ego: rotation not orthonormal (...)``.
+``error: SRC/frames/000003.npz: lidar2ego: rotation not orthonormal (...)``; so do ego
+poses no road vehicle drives (over 70 m/s or 15 m/s^2) and timestamps in another unit
+than seconds. OUT_DIR is checked for writing and locked before the work starts; a scene
+already built there (its ``gts/<scene>`` folder or info pkl) is replaced only with
+``--overwrite``.
 """
 import argparse
 import os
 import sys
 
 from occwm.grid import DEFAULT_GRID, OccGrid
-from occwm.io import shared_data_dir
+from occwm.io import lock_output_dir, shared_data_dir
 from occwm.occupancy.builder import (
     RAY_CAST_MODES,
     SOURCE_FORMATS,
@@ -60,6 +64,7 @@ from occwm.occupancy.builder import (
 )
 from occwm.occupancy.nuscenes import build_nuscenes_scenes
 from occwm.occupancy.visibility import load_cam_calib
+from occwm.runtime import SetupError
 
 OCC3D_REFERENCE = os.path.join(shared_data_dir(), 'occ3d_sample', '29796060110c4163b07f06eff4af0753',
                                'labels.npz')
@@ -123,6 +128,9 @@ def parse_args(argv=None):
                         'mask_lidar and mask_camera beside the --reference frame')
     p.add_argument('--reference', default=OCC3D_REFERENCE,
                    help='official Occ3D labels.npz to compare with')
+    p.add_argument('--overwrite', action='store_true',
+                   help="replace the scene's gts/<scene> folder and info pkl of an earlier "
+                        'build in OUT_DIR (without it they are refused)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -160,7 +168,10 @@ def _root_mode(args, out, grid, cams):
                                        skip_missing=args.skip_missing,
                                        keep_occupancy=args.report, progress=not args.quiet,
                                        cams=cams, cam_stride=args.cam_stride,
-                                       build_options=dict(densify=args.densify))
+                                       build_options=dict(densify=args.densify),
+                                       overwrite=args.overwrite)
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     except (FileNotFoundError, ValueError, KeyError) as e:
         sys.exit(f'error: {e.args[0] if isinstance(e, KeyError) else e} (root mode needs '
                  f'nuScenes with nuScenes-lidarseg: <root>/<version>/*.json, samples/LIDAR_TOP/, '
@@ -188,6 +199,10 @@ def _root_mode(args, out, grid, cams):
 def main(argv=None):
     args = parse_args(argv)
     out = _check_mode(args)
+    try:  # before any work: OUT_DIR writable and ours alone
+        lock_output_dir(out, 'OUT_DIR')
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     try:
         grid = DEFAULT_GRID if args.grid is None else OccGrid(tuple(args.grid[:6]), args.grid[6])
     except ValueError as e:
@@ -207,7 +222,10 @@ def main(argv=None):
                              ray_cast='none' if args.no_ray_cast else args.ray_cast,
                              cams=None if args.no_camera_mask else cams or 'source',
                              densify=args.densify, cam_stride=args.cam_stride,
-                             progress=not args.quiet, fmt=args.format)
+                             progress=not args.quiet, fmt=args.format,
+                             overwrite=args.overwrite)
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     except (FileNotFoundError, ValueError) as e:
         sys.exit(' '.join(f'error: {e}'.split()))                       # one line
     n = len(result['label_paths'])

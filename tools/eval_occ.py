@@ -58,6 +58,14 @@ def main(argv=None):
                        ('--pred-root', args.pred_root)):
         if not os.path.exists(path):
             sys.exit(f'error: {name} {path} does not exist')
+    from occwm.io import check_writable
+    from occwm.runtime import SetupError
+    try:  # the reports' folders, before the evaluation
+        for flag, path in (('--out-json', args.out_json), ('--out-md', args.out_md)):
+            if path:
+                check_writable(os.path.dirname(os.path.abspath(path)), flag)
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     try:
         grid = OccGrid(point_cloud_range=tuple(args.point_cloud_range), voxel_size=args.voxel_size)
         report = evaluate_files(args.infos, args.gt_root, args.pred_root, args.protocol,

@@ -13,7 +13,9 @@ autoregressively past 6 frames with ``--num-future``), decodes them and writes
     OUT/metrics.json, OUT/metrics.md      the report: IoU / mIoU per future frame and per
                                           class, model beside copy-last and warp
 
-and prints the tables. It is ``tools/test.py`` (the same ``Runner.test``, windows, seeds
+and prints the tables. OUT is checked for writing and locked before the work starts; an
+OUT holding the forecasts of an earlier run is refused unless ``--overwrite``. It is
+``tools/test.py`` (the same ``Runner.test``, windows, seeds
 and metric) with two more outputs: the ``DumpForecasts`` metric writes the files and
 ``ForecastRenderHook`` the pictures; ``tools/eval_occ.py --pred-root OUT`` scores the
 files to the same numbers. Seconds per forecast: ``tools/benchmark_forecast.py``.
@@ -26,6 +28,7 @@ if __name__ == '__main__':  # first: OpenMP reads its settings when torch loads
     configure_threads()
 
 import argparse  # noqa: E402
+import glob  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
@@ -33,6 +36,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from occwm import runtime  # noqa: E402
 from occwm.evaluation.protocols import MASKS, PROTOCOLS  # noqa: E402
+from occwm.io import check_writable, lock_output_dir, refuse_overwrite  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,7 +46,10 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='forecaster checkpoint (.pth), or its work dir (the last checkpoint)')
     parser.add_argument('--data-root', help='folder holding gts/ (default: the config test set)')
     parser.add_argument('--infos', help='info pkl (default: the config test set)')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--out', required=True, help='output folder (locked while this runs)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the forecasts, pictures and report of an earlier run in '
+                             'OUT (without it, a folder holding them is refused)')
     parser.add_argument('--protocol', choices=sorted(PROTOCOLS),
                         help="windows and metric (default: the config's, occworld)")
     parser.add_argument('--mask', choices=MASKS, help='visibility mask of the metric')
@@ -64,6 +71,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _forecast_path(out: str, info: dict) -> str:
+    """The forecast file ``DumpForecasts`` writes for a window's data info."""
+    from occwm.evaluation.from_files import prediction_path
+    return prediction_path(out, info['scene_name'], info['tokens'][info['num_past'] - 1])
+
+
 def main(argv=None):
     args = parse_args(argv)
     from occwm.engine.checks import check_data, load_config
@@ -76,6 +89,16 @@ def main(argv=None):
                  f'data/synthetic/synthetic_infos_val.pkl)')
     if args.data_root and not os.path.isdir(args.data_root):
         sys.exit(f'error: --data-root {args.data_root} not found (the folder holding gts/)')
+    try:  # before any work: the folders writable, OUT ours alone, nothing replaced unasked
+        lock_output_dir(args.out)
+        earlier = sorted(glob.glob(os.path.join(args.out, '*', '*.npz'))
+                         + glob.glob(os.path.join(args.out, '*', '*.png'))
+                         + glob.glob(os.path.join(args.out, 'metrics.*')))
+        if args.out_json:
+            check_writable(os.path.dirname(os.path.abspath(args.out_json)), '--out-json')
+        refuse_overwrite(earlier, args.overwrite, 'forecasts of an earlier run')
+    except runtime.SetupError as e:
+        sys.exit(f'error: {e}')
     from occwm.engine.checks import model_checkpoint
     try:
         args.checkpoint = model_checkpoint(args.checkpoint)
@@ -109,14 +132,22 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     try:
         check_data(cfg, ('test_dataloader',))
-        n = len(check_test_set(cfg, preset['name']))
+        test_set = check_test_set(cfg, preset['name'])
     except (runtime.SetupError, FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
+    n = len(test_set)
     if args.windows is not None:
         bad = [i for i in args.windows if not 0 <= i < n]
         if bad:
             sys.exit(f'error: windows {bad} out of range: the set has {n} windows')
         ds.indices = list(args.windows)
+    stale = sorted(set(p for p in earlier if p.endswith('.npz'))
+                   - {_forecast_path(args.out, test_set.get_data_info(i))
+                      for i in (range(n) if args.windows is None else args.windows)})
+    if stale:  # --overwrite given: files of other windows would be scored with these
+        print(f'note: {len(stale)} forecast files of an earlier run in {args.out} are not '
+              f'among the windows of this run and stay, e.g. {stale[0]}; remove them before '
+              f'scoring {args.out} with tools/eval_occ.py')
     grid = cfg.test_evaluator.get('grid')
     cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpForecasts', out_dir=args.out)]
     if not args.no_render:

@@ -27,7 +27,9 @@ Reproducible from ``--seed`` bit for bit with ``--threads 1`` (the default): wit
 CPU threads the tokenizer's sparse convolutions are not deterministic (the same window
 encoded twice differed by up to 1.2 in the latent with 2 threads).
 Outputs (``occwm/scenarios/export.py``): ``OUT/index.jsonl``, ``OUT/report.md``,
-``OUT/summary.json`` and one folder per scenario under ``OUT/scenarios/``.
+``OUT/summary.json`` and one folder per scenario under ``OUT/scenarios/``. An OUT holding
+them is refused unless ``--overwrite``; OUT is locked while the tool runs. Trajectories a
+road vehicle cannot drive (over 70 m/s, or 15 m/s^2) are refused with the file, name and row.
 """
 import argparse
 import dataclasses
@@ -52,7 +54,10 @@ def parse_args(argv=None):
                    help='the gts/ folder holding <scene>/<token>/labels.npz (or its parent)')
     p.add_argument('--trajectories', default='builtin',
                    help="'builtin' (default) or a JSON / npz trajectory file")
-    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--out', required=True, help='output folder (locked while this runs)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace the scenarios, index and report of an earlier run in OUT '
+                        '(without it, a folder holding them is refused)')
     p.add_argument('--gt', action='store_true',
                    help='score the recorded future occupancy instead of the model (no model)')
     p.add_argument('--baseline', choices=['copy_last', 'warp'],
@@ -130,6 +135,17 @@ def main(argv=None):
                  'a baseline, or --gt (and no config) to score the recorded future occupancy')
     if args.k < 1:
         sys.exit(f'error: --k must be >= 1, got {args.k}')
+    from occwm.io import lock_output_dir, refuse_overwrite
+    from occwm.runtime import SetupError
+    try:  # before any work: OUT writable and ours alone, nothing replaced unasked
+        lock_output_dir(args.out)
+        scenarios = os.path.join(args.out, 'scenarios')
+        refuse_overwrite([os.path.join(args.out, f) for f in ('index.jsonl', 'report.md',
+                                                               'summary.json')]
+                         + ([scenarios] if os.path.isdir(scenarios) and os.listdir(scenarios)
+                            else []), args.overwrite, 'scenarios of an earlier run')
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     file_trajs = None
     if args.trajectories != 'builtin':
         try:
@@ -153,7 +169,7 @@ def main(argv=None):
         grid = OccGrid(**cfg.get('grid', {})) if cfg.get('grid') else DEFAULT_GRID
         try:
             model = init_forecaster(cfg.model, args.checkpoint, args.device)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, SetupError) as e:
             sys.exit(f'error: {e}')
         num_past = model.num_past
     num_future = horizon if args.gt else min(horizon, model.num_future)

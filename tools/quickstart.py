@@ -1,15 +1,17 @@
 """The quickstart after the install: data, training, evaluation, forecasts, one summary.
 
-    python tools/quickstart.py           # minutes on a 2-core CPU (bash tools/quickstart.sh
-                                         # runs the install first, then this)
+    python tools/quickstart.py           # about 10 minutes on a 2-core CPU (bash
+                                         # tools/quickstart.sh runs the install first)
     python tools/quickstart.py --full    # the longer, better training (about an hour)
 
 Stages (each announces its expected and, when done, its actual duration):
 
-1. ``data``: synthetic scenes seen through the simulated LiDAR (``tools/make_synthetic.py
-   --lidar``), the training and held-out sets;
-2. ``tokenizer`` and 3. ``forecaster``: ``tools/train.py configs/vae_lidar.py`` and
-   ``configs/occ_lidar.py`` on the synthetic training scenes only;
+1. ``data``: synthetic scenes, the training and held-out sets (``tools/make_synthetic.py``;
+   quick: the clean volumetric scenes in ``data/synthetic``; ``--full``: the same kind of
+   scenes seen through the simulated LiDAR, ``--lidar``, in ``data/synthetic_lidar``);
+2. ``tokenizer`` and 3. ``forecaster``: ``tools/train.py configs/vae.py`` and
+   ``configs/occ.py`` (``--full``: ``configs/vae_lidar.py`` and ``configs/occ_lidar.py``)
+   on the synthetic training scenes only;
 4. ``synthetic_val``: ``tools/test.py`` on the held-out synthetic scenes (occworld
    protocol, every window) -> ``outputs/metrics/synthetic_val.json``;
 5. ``nuscenes_seq11`` and 6. ``pandaset_002`` (when ``../shared/data`` or
@@ -33,12 +35,28 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE = os.path.join('outputs', 'quickstart')
 # sizes: (train scenes, val scenes, tokenizer iterations, forecaster iterations)
-SIZES = {'quick': (12, 4, 500, 400), 'full': (24, 6, 1500, 1800)}
+# per mode: the synthetic data, its sizes (train scenes, val scenes, tokenizer
+# iterations, forecaster iterations) and the configs and work dirs that train on it.
+# quick: the clean volumetric scenes (made in seconds; the tokenizer learns them fast);
+# full: the scenes seen through the simulated LiDAR (closer to real LiDAR occupancy).
+MODES = {
+    'quick': dict(data='data/synthetic', lidar=False, sizes=(12, 4, 300, 200),
+                  vae='configs/vae.py', occ='configs/occ.py',
+                  vae_dir='work_dirs/vae', occ_dir='work_dirs/occ'),
+    'full': dict(data='data/synthetic_lidar', lidar=True, sizes=(24, 6, 1500, 1800),
+                 vae='configs/vae_lidar.py', occ='configs/occ_lidar.py',
+                 vae_dir='work_dirs/vae_lidar', occ_dir='work_dirs/occ_lidar'),
+}
+SIZES = {mode: m['sizes'] for mode, m in MODES.items()}
+# the forecaster's EMA averages about the last 10 % of a short run (configs/occ.py: 1e-3,
+# about the last 1000 of 1800 steps; 200 steps at 1e-3 would leave 82 % of the
+# initial weights in the average)
+EMA_STEPS = 0.1
 # expected seconds per stage on an idle 2-core CPU, measured (see the README)
-# (data: 9 s a scene; tokenizer 0.55 s and forecaster 1.2 s an iteration; PandaSet's
-# occupancy 5 min with every scan's and the cameras' rays)
-EXPECTED = {'quick': dict(data=150, tokenizer=280, forecaster=520, synthetic_val=90,
-                          nuscenes_seq11=60, pandaset_002=120),
+# (clean data 1 s and LiDAR-simulated 9 s a scene; tokenizer 0.55 s and forecaster
+# 1.2 s an iteration; PandaSet's occupancy 5 min with every scan's and the cameras' rays)
+EXPECTED = {'quick': dict(data=25, tokenizer=200, forecaster=330, synthetic_val=60,
+                          nuscenes_seq11=30, pandaset_002=70),
             'full': dict(data=270, tokenizer=830, forecaster=2200, synthetic_val=150,
                          nuscenes_seq11=60, pandaset_002=360)}
 
@@ -63,30 +81,35 @@ def iterations(n: int):
 def stages(mode: str, shared: str):
     """``[(name, [commands]), ...]`` of this run; the real-data stages only where the
     data is present."""
-    num_train, num_val, vae_iters, occ_iters = SIZES[mode]
+    m = MODES[mode]
+    num_train, num_val, vae_iters, occ_iters = m['sizes']
     py = sys.executable
     ckpt = ['--cfg-options', 'default_hooks.checkpoint.interval=100']
+    ema = [f'custom_hooks.0.momentum={1 / (EMA_STEPS * occ_iters):.4g}']  # EMAHook
+    occ, occ_dir = m['occ'], m['occ_dir']
     out = [
-        ('data', [[py, 'tools/make_synthetic.py', 'data/synthetic_lidar', '--lidar',
-                   '--num-train', str(num_train), '--num-val', str(num_val), '--frames', '20',
-                   '--seed', '0', '--overwrite']]),
-        ('tokenizer', [[py, 'tools/train.py', 'configs/vae_lidar.py', '--resume'] + ckpt
-                       + iterations(vae_iters)]),
-        ('forecaster', [[py, 'tools/train.py', 'configs/occ_lidar.py', '--resume'] + ckpt
-                        + iterations(occ_iters)]),
-        ('synthetic_val', [[py, 'tools/test.py', 'configs/occ_lidar.py', 'work_dirs/occ_lidar',
+        ('data', [[py, 'tools/make_synthetic.py', m['data']] + (['--lidar'] if m['lidar'] else [])
+                  + ['--num-train', str(num_train), '--num-val', str(num_val), '--frames', '20',
+                     '--seed', '0', '--overwrite']]),
+        ('tokenizer', [[py, 'tools/train.py', m['vae'], '--resume'] + ckpt + iterations(vae_iters)]),
+        ('forecaster', [[py, 'tools/train.py', occ, '--resume'] + ckpt + iterations(occ_iters)
+                        + (ema if occ_iters < 1800 else [])]),
+        ('synthetic_val', [[py, 'tools/test.py', occ, occ_dir,
                             '--out-json', 'outputs/metrics/synthetic_val.json'],
-                           [py, 'tools/forecast.py', 'configs/occ_lidar.py', 'work_dirs/occ_lidar',
-                            '--windows', '0', '--out', 'outputs/synthetic_forecast']]),
+                           [py, 'tools/forecast.py', occ, occ_dir,
+                            '--windows', '0', '--out', 'outputs/synthetic_forecast',
+                            '--overwrite']]),
     ]
     seq11 = os.path.join(shared, 'nuscenes_seq11')
     if os.path.isdir(seq11):
         out.append(('nuscenes_seq11', [
-            [py, 'tools/build_occupancy.py', seq11, 'data/nuscenes_seq11', '--report', '--quiet'],
-            [py, 'tools/forecast.py', 'configs/occ_lidar.py', 'work_dirs/occ_lidar',
+            [py, 'tools/build_occupancy.py', seq11, 'data/nuscenes_seq11', '--report', '--quiet',
+             '--overwrite'],
+            [py, 'tools/forecast.py', occ, occ_dir,
              '--data-root', 'data/nuscenes_seq11', '--infos',
              'data/nuscenes_seq11/nuscenes_seq11_infos.pkl', '--protocol', 'i2world',
-             '--out', 'outputs/real_forecast', '--out-json', 'outputs/metrics/nuscenes_seq11.json']]))
+             '--out', 'outputs/real_forecast', '--out-json', 'outputs/metrics/nuscenes_seq11.json',
+             '--overwrite']]))
     panda = os.path.join(shared, 'pandaset_002')
     # the masks do not enter the default metric (mask none); quick: the own scan's rays
     # only, no camera rays (5 min -> about 1 min; the semantics are the same)
@@ -96,33 +119,39 @@ def stages(mode: str, shared: str):
             [py, 'tools/convert_pandaset.py', panda, 'data/pandaset_002_frames', '--overwrite',
              '--quiet'],
             [py, 'tools/build_occupancy.py', '--format', 'frames', 'data/pandaset_002_frames',
-             'data/pandaset_002', '--report', '--quiet'] + fast_masks,
-            [py, 'tools/forecast.py', 'configs/occ_lidar.py', 'work_dirs/occ_lidar',
+             'data/pandaset_002', '--report', '--quiet', '--overwrite'] + fast_masks,
+            [py, 'tools/forecast.py', occ, occ_dir,
              '--data-root', 'data/pandaset_002', '--infos', 'data/pandaset_002/pandaset_002_infos.pkl',
              '--protocol', 'i2world', '--out', 'outputs/pandaset_forecast',
-             '--out-json', 'outputs/metrics/pandaset_002.json']]))
+             '--out-json', 'outputs/metrics/pandaset_002.json', '--overwrite']]))
     return out
 
 
+FLAT = dict(miou='mIoU', iou='IoU', dynamic_miou='dynamic_mIoU', paired_miou='paired_mIoU')
+
+
 def _metric(report: dict, method: str, key: str, horizon: str) -> float:
-    """``key`` (``'miou'`` / ``'iou'``) of ``method`` (``''``: the model) at ``horizon``
-    (``'1s'``) from a report: its flat entries (``tools/test.py``) or its per-frame lists
-    (``tools/forecast.py``); nan when absent."""
-    flat = f"{method + '/' if method else ''}{'mIoU' if key == 'miou' else 'IoU'}@{horizon}"
+    """``key`` (``'miou'``, ``'iou'``, ``'dynamic_miou'``, ``'paired_miou'``) of ``method``
+    (``''``: the model) at ``horizon`` (``'1s'``) from a report: its flat entries
+    (``tools/test.py``) or its per-frame lists (``tools/forecast.py``); nan when absent."""
+    flat = f"{method + '/' if method else ''}{FLAT[key]}@{horizon}"
     if flat in report:
         return float(report[flat])
     src = report.get('baselines', {}).get(method, {}) if method else report
     frames = report.get('frames') or []
     values = src.get(f'{key}_per_frame') or []
-    if horizon in frames and frames.index(horizon) < len(values):
+    if horizon in frames and frames.index(horizon) < len(values) and values[frames.index(horizon)] is not None:
         return float(values[frames.index(horizon)])
     return float('nan')
 
 
 def summary_table(metrics_dir: str = os.path.join('outputs', 'metrics')) -> str:
     """Markdown table: per set and horizon, mIoU / IoU of the model, copy-last and warp,
-    from the report JSONs in ``metrics_dir``."""
-    rows = ['| set | horizon | model mIoU / IoU | copy-last | warp |', '|---|---|---|---|---|']
+    and the dynamic mIoU of the model and the warp, from the report JSONs in
+    ``metrics_dir``; under i2world (which drops each method's zero-IoU classes from its
+    own mean) also the paired mIoU (the same classes for every method)."""
+    rows = ['| set | horizon | model mIoU / IoU | copy-last | warp | dynamic mIoU model / warp |',
+            '|---|---|---|---|---|---|']
     for name in ('synthetic_val', 'nuscenes_seq11', 'pandaset_002'):
         path = os.path.join(metrics_dir, f'{name}.json')
         if not os.path.isfile(path):
@@ -132,7 +161,13 @@ def summary_table(metrics_dir: str = os.path.join('outputs', 'metrics')) -> str:
         for h in ('1s', '2s', '3s'):
             cells = [f'{_metric(r, p, "miou", h):.1f} / {_metric(r, p, "iou", h):.1f}'
                      for p in ('', 'copy_last', 'warp')]
+            cells.append(' / '.join(f'{_metric(r, p, "dynamic_miou", h):.1f}' for p in ('', 'warp')))
             rows.append(f'| {name} | {h} | ' + ' | '.join(cells) + ' |')
+        paired = [' / '.join(f'{_metric(r, p, "paired_miou", h):.1f}' for p in ('', 'warp'))
+                  for h in ('1s', '2s', '3s')]
+        if r.get('drop_zero_iou') and 'nan' not in paired[0]:
+            rows.append(f'| {name} | paired mIoU model / warp (same classes) | '
+                        + ' | '.join(paired) + ' | |')
     return '\n'.join(rows)
 
 
@@ -188,7 +223,7 @@ def main(argv=None) -> int:
     for d in ('outputs/synthetic_forecast', 'outputs/real_forecast', 'outputs/pandaset_forecast'):
         if os.path.isdir(d):
             print(f'pictures: {d}/ (a PNG per window: past, ground truth, forecast, errors)')
-    print('checkpoints: work_dirs/vae_lidar, work_dirs/occ_lidar')
+    print(f"checkpoints: {MODES[mode]['vae_dir']}, {MODES[mode]['occ_dir']}")
     return 0
 
 

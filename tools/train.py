@@ -4,6 +4,7 @@ Examples:
     python tools/train.py configs/vae.py            # the tokenizer
     python tools/train.py configs/occ.py            # the forecaster (needs the tokenizer)
     python tools/train.py configs/occ.py --resume   # resume from work_dir's last checkpoint
+                                                    # (a damaged one: the newest intact one)
     torchrun --nproc_per_node 8 tools/train.py configs/occ_nuscenes.py --launcher pytorch
     torchrun --nproc_per_node 4 tools/train.py configs/occ_nuscenes.py --launcher pytorch \
         --auto-scale-lr   # learning rate x (4 x batch) / auto_scale_lr.base_batch_size
@@ -26,6 +27,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 import occwm.compat  # noqa: F401, E402  (spconv CPU shim, safe checkpoint loading)
 from occwm import runtime  # noqa: E402
+from occwm.engine.checkpoint import resume_checkpoint  # noqa: E402
 from occwm.engine.checks import check_data, check_tokenizer, load_config  # noqa: E402
 from occwm.runtime import SetupError  # noqa: E402
 
@@ -37,7 +39,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from this checkpoint, or with no value from the '
-                             'latest checkpoint in the work dir')
+                             'latest checkpoint in the work dir; a damaged one is replaced '
+                             'by the newest intact checkpoint in the work dir (said in one '
+                             'line). The random states are restored: the run continues as '
+                             'if never interrupted')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate linearly with the global batch (GPUs x "
@@ -121,10 +126,16 @@ def main(argv=None):
         cfg = build_config(args)
         check_data(cfg, ('train_dataloader', 'val_dataloader'))
         check_tokenizer(cfg)
-        if args.resume == 'auto' and not os.path.isfile(os.path.join(cfg.work_dir,
-                                                                     'last_checkpoint')):
-            print(f'--resume: no checkpoint in {cfg.work_dir} yet, training from the start')
-            cfg.resume = False
+        if args.resume:  # the requested (or last) checkpoint, else the newest intact one
+            path, note = resume_checkpoint(cfg.work_dir, None if args.resume == 'auto'
+                                           else args.resume)
+            if path is None:
+                print(f'--resume: no checkpoint in {cfg.work_dir} yet, training from the start')
+                cfg.resume = False
+            else:
+                if note:
+                    print(note)
+                cfg.resume, cfg.load_from = True, path
         if args.launcher == 'pytorch' and not _cuda():
             setup_cpu_distributed(cfg)
         plan = runtime.fit_dataloaders(cfg)

@@ -38,6 +38,7 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 
 from occwm.geometry import FRAME_DT  # noqa: E402
+from occwm.io import check_writable  # noqa: E402
 from occwm.runtime import SetupError  # noqa: E402
 from occwm.visualization import figures, sources  # noqa: E402
 from occwm.visualization.export import MESH_EXTS, export_mesh  # noqa: E402
@@ -217,6 +218,10 @@ def main(argv=None):
         os.environ[BACKEND_ENV] = args.backend
     if args.out is None and not args.interactive:
         sys.exit('error: --out FILE is required (.png .jpg .gif .mp4 .ply .obj), or --interactive')
+    try:  # before reading and rendering
+        check_writable(os.path.dirname(os.path.abspath(args.out or FALLBACK_OUT)), '--out')
+    except SetupError as e:
+        sys.exit(f'error: {e}')
     t0 = time.perf_counter()
     try:
         win, preds, title, single = load(args)

@@ -13,9 +13,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='ProgressLoggerHook', interval=20, max_seconds=60),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2,
+    # occwm/engine/checkpoint.py: written to a temporary name, fsynced, read back, then
+    # renamed (last_checkpoint too); an old checkpoint is deleted only after that; never
+    # non-finite weights; meta['occwm'] (model, grid, sizes) and the random states of an
+    # exact --resume.
+    checkpoint=dict(type='OccCheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2,
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # A non-finite loss or gradient norm stops training (nothing saved after it); with
+    # max_skips=N up to N such optimizer steps are skipped instead.
+    nan_guard=dict(type='NanGuardHook', max_skips=0),
 )
 # Threads and dataloader workers: the tools fit them to the CPUs this process may use
 # (occwm/runtime.py: torch threads + workers <= CPUs, passive OpenMP waits), capping the

@@ -36,7 +36,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from occwm.io import atomic_path, load_labels
+from occwm.io import atomic_path, load_labels, npz_keys
 from occwm.grid import DEFAULT_GRID, OccGrid
 
 MAGIC = int.from_bytes(b'OCCWMSPC', 'little')
@@ -168,11 +168,7 @@ class OccCache:
             FileNotFoundError / ValueError naming ``src`` (``load_labels``).
         """
         stamp = source_stamp(src)  # before reading: a later change makes the entry stale
-        try:
-            with np.load(src) as data:
-                files = data.files
-        except Exception as e:  # zip or pickle errors
-            raise ValueError(f'{src}: not a readable npz ({e})') from e
+        files = npz_keys(src)
         frame = load_labels(src, self.grid, ('semantics',) + tuple(k for k in MASK_KEYS
                                                                     if k in files))
         path = self.path_for(src)

@@ -9,6 +9,7 @@ and the synthetic generator), all normalised to occwm's scene-keyed frame_infos.
 from __future__ import annotations
 
 import os.path as osp
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -19,7 +20,10 @@ from occwm.infos.fields import ego2global_of
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import OCC3D_CLASS_NAMES, OCC3D_PALETTE
 from occwm.registry import DATASETS
-from occwm.window import window_starts
+from occwm.window import frames_needed, window_starts
+
+
+_SAID = set()  # the short-scene warnings given (test sets are built twice by the tools)
 
 
 @DATASETS.register_module()
@@ -64,6 +68,10 @@ class OccForecastDataset(BaseDataset):
         pose in the planar ego frame of the present frame (see ``occwm.geometry``);
         ``num_past`` int.
 
+    Scenes too short for a window are skipped (their names and lengths:
+    ``short_scenes``; a warning when other scenes give windows; a set with no window at
+    all has length 0 and ``shortness()`` says why).
+
     Raises:
         FileNotFoundError / ValueError from ``load_infos`` naming the pkl.
     """
@@ -97,12 +105,14 @@ class OccForecastDataset(BaseDataset):
                            max_gap_s=self.max_gap_s)
         T = self.window_len
         data_list = []
+        self.short_scenes = {}
         for scene_name, frames in infos.items():
             if self.scenes is not None and not (
                     scene_name in self.scenes or scene_name.split(SPLIT_SEP)[0] in self.scenes):
                 continue
             starts = window_starts(len(frames), T, self.window_rule, self.stride)
             if not starts:
+                self.short_scenes[scene_name] = len(frames)
                 continue
             poses = np.stack([ego2global_of(f) for f in frames])  # (L, 4, 4)
             for start in starts:
@@ -116,7 +126,35 @@ class OccForecastDataset(BaseDataset):
                     ego2global=ego2global,
                     traj=trajectory_in_frame(ego2global, self.num_past - 1).astype(np.float32),
                     num_past=self.num_past))
+        said = (self.ann_file, T, self.window_rule, tuple(self.short_scenes))
+        if data_list and self.short_scenes and said not in _SAID:  # once per process
+            _SAID.add(said)
+            warnings.warn(f'{self.ann_file}: skipped, too short for a window: '
+                          f'{self.shortness()}', stacklevel=2)
         return data_list
+
+    def shortness(self) -> str:
+        """Which scenes were too short for a window, and what a window needs, e.g.
+        ``scene nuscenes_seq11 has 11 frames, a window needs 13 (5 past + 6 future + 2:
+        window_rule 'occworld')``; ``''`` when none was."""
+        if not getattr(self, 'short_scenes', None):
+            return ''
+        items = list(self.short_scenes.items())
+        names = ', '.join(f'{n} ({L})' for n, L in items[:5]) + ' ...' * (len(items) > 5)
+        which = (f'scene {items[0][0]} has {items[0][1]} frames' if len(items) == 1 else
+                 f'{len(items)} scenes are shorter: {names} frames')
+        need = frames_needed(self.window_len, self.window_rule)
+        rule = (f' + {need - self.window_len}: window_rule {self.window_rule!r}'
+                if need > self.window_len else '')
+        return (f'{which}, a window needs {need} ({self.num_past} past + {self.num_future} '
+                f'future{rule})')
+
+    def _serialize_data(self):
+        """mmengine's serialisation, which cannot take an empty list: a set without a
+        window has length 0 (callers say why: ``shortness``)."""
+        if not self.data_list:
+            return np.zeros(0, np.uint8), np.zeros(0, np.int64)
+        return super()._serialize_data()
 
     def labels_file(self, occ_path: str) -> str:
         """The ``labels.npz`` of a frame_info's ``occ_path`` (``'gts/<scene>/<token>'``)."""

@@ -15,11 +15,11 @@ from typing import Dict, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from occwm.evaluation.from_files import prediction_path
-from occwm.evaluation.protocols import apply_protocol, check_mask
+from occwm.evaluation.protocols import PROTOCOLS, apply_protocol, check_mask
 from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.window import frames_needed
 
-NO_WINDOW = ('{ann} has no {protocol} window of {frames} frames (occworld needs scenes of '
-             '12 frames, dome 10, i2world 11): try --protocol i2world')
+NO_WINDOW = '{ann} has no {protocol} window: {why}; {needs}{hint}'
 
 
 def build_test_set(cfg: Config):
@@ -46,8 +46,15 @@ def check_test_set(cfg: Config, protocol: str):
     ds = build_test_set(cfg)
     if len(ds) == 0:
         d = cfg.test_dataloader.dataset
-        raise ValueError(NO_WINDOW.format(ann=d.get('ann_file'), protocol=protocol,
-                                          frames=d.get('num_past', 1) + d.get('num_future', 0)))
+        why = ds.shortness() or 'no scene left (dataset.scenes / indices)'
+        needs = {name: frames_needed(p['num_past'] + ds.num_future, p['window_rule'])
+                 for name, p in PROTOCOLS.items() if name != protocol}  # frames
+        longest = max(getattr(ds, 'short_scenes', {}).values(), default=0)
+        fits = sorted((k, n) for n, k in needs.items() if k <= longest)
+        hint = f': try --protocol {fits[-1][1]}' if fits else ''
+        raise ValueError(NO_WINDOW.format(
+            ann=d.get('ann_file'), protocol=protocol, why=why, hint=hint,
+            needs=', '.join(f'{n} needs {k}' for n, k in needs.items())))
     return ds
 
 

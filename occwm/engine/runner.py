@@ -8,6 +8,9 @@
   creates itself) and its note that an epoch ended under an iteration loop. ``verbose = True`` in the config (``--verbose`` of the tools) puts
   them back on the terminal. Known-harmless warnings of the pinned libraries are
   silenced (``occwm.runtime.quiet_library_warnings``).
+* ``OccRunner.load_checkpoint`` (``load_from`` of ``tools/test.py`` and
+  ``tools/forecast.py``, ``--resume``) is strict and checks the file first: one-line
+  ``SetupError`` for a wrong, damaged or non-finite checkpoint (``occwm.models.checkpoint``).
 * :class:`ProgressLoggerHook` prints the first training iteration at once, then every
   ``interval`` iterations and at least every ``max_seconds``, so the first progress
   line (with mmengine's ETA) comes after one iteration, not after ``interval`` of them.
@@ -60,6 +63,31 @@ class OccRunner(Runner):
                         and not any(isinstance(f, ConsoleFilter) for f in h.filters)):
                     h.addFilter(ConsoleFilter())
         return logger
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = True,
+                        revise_keys=((r'^module\.', ''),)):
+        """mmengine's ``Runner.load_checkpoint`` (``load_from``, ``resume``), strict by
+        default, the checkpoint read and checked against the model before any hook sees
+        it (``occwm.models.checkpoint``).
+
+        Raises:
+            SetupError: the file is unreadable (missing, empty, truncated, not a
+                checkpoint), of another model type, grid or size, has missing /
+                unexpected keys (``strict``) or non-finite weights; one line naming it.
+        """
+        from mmengine.model import is_model_wrapper
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+        from occwm.models.checkpoint import check_checkpoint, read_checkpoint
+        checkpoint = read_checkpoint(filename, map_location)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        check_checkpoint(model, checkpoint, filename, strict, revise_keys)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        _load_checkpoint_to_model(model, checkpoint, strict, logger='current',
+                                  revise_keys=list(revise_keys))
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
 
 
 def build_runner(cfg) -> Runner:

@@ -19,6 +19,7 @@ import torch
 from mmengine.model import BaseModel
 
 from occwm.grid import DEFAULT_GRID, OccGrid
+from occwm.io import DataFileError, read_npz
 from occwm.registry import MODELS
 from occwm.window import OccWindow
 
@@ -35,26 +36,20 @@ def load_prediction(path: str, num_future: int, grid: OccGrid = DEFAULT_GRID) ->
         ``(num_future, X, Y, Z) uint8``.
 
     Raises:
-        ValueError naming ``path``: not a readable npz, no ``semantics``, fewer frames,
-        wrong grid shape, non-integer dtype or labels out of range.
+        FileNotFoundError: no file. DataFileError (a ``ValueError``) naming ``path``: not
+        a readable npz or a damaged member (``occwm.io.read_npz``), no ``semantics``,
+        fewer frames, wrong grid shape, non-integer dtype or labels out of range.
     """
-    try:
-        with np.load(path) as data:
-            if 'semantics' not in data.files:
-                raise ValueError(f"{path}: no 'semantics' array (has {data.files})")
-            sem = data['semantics']
-    except ValueError:
-        raise
-    except Exception as e:  # zip / pickle errors
-        raise ValueError(f'{path}: not a readable npz ({e})') from e
+    sem = read_npz(path, ('semantics',), hint='want a tools/forecast.py output')['semantics']
     if sem.ndim != 4 or tuple(sem.shape[1:]) != tuple(grid.shape) or sem.shape[0] < num_future:
-        raise ValueError(f'{path}: semantics shape {sem.shape}, want ({num_future}, '
-                         f'{", ".join(map(str, grid.shape))}) (future frames first)')
+        raise DataFileError(f'{path}: semantics shape {sem.shape}, want ({num_future}, '
+                            f'{", ".join(map(str, grid.shape))}) (future frames first)')
     if not np.issubdtype(sem.dtype, np.integer):
-        raise ValueError(f'{path}: semantics dtype {sem.dtype}, want uint8 labels')
+        raise DataFileError(f'{path}: semantics dtype {sem.dtype}, want uint8 labels')
     sem = sem[:num_future]
     if sem.size and (sem.min() < 0 or sem.max() > grid.free_label):
-        raise ValueError(f'{path}: labels {sem.min()}..{sem.max()} outside 0..{grid.free_label}')
+        raise DataFileError(f'{path}: labels {sem.min()}..{sem.max()} outside '
+                            f'0..{grid.free_label}')
     return sem.astype(np.uint8, copy=False)
 
 

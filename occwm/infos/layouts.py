@@ -57,6 +57,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from occwm.geometry import matrix_to_quaternion
+from occwm.infos.checks import check_ego_motion, check_timestamp_unit, check_unique_tokens
 from occwm.infos.fields import add_trajectories
 from occwm.io import read_pickle
 
@@ -403,7 +404,10 @@ def load_infos(path: str, layout: str = 'auto', scene_names: Optional[Dict[str, 
         FileNotFoundError: no file at ``path``.
         ValueError: naming ``path`` (and the scene and frame where it applies): not a
             pickle, unknown layout, missing keys, non-finite or zero-norm poses,
-            duplicate timestamps, an unsorted scene in a scene-keyed layout.
+            duplicate tokens or timestamps, timestamps in another unit (a median frame
+            period outside 0.01-10 s), an unsorted scene in a scene-keyed layout, ego
+            poses faster or accelerating harder than a road vehicle can
+            (``occwm.infos.checks``).
 
     Warns:
         UserWarning: a scene cut at a time gap or a broken ``prev`` chain; frames with
@@ -422,6 +426,10 @@ def load_infos(path: str, layout: str = 'auto', scene_names: Optional[Dict[str, 
     if not groups or not any(fr for _, fr, _ in groups):
         raise ValueError(f'{path}: no frames (layout {layout!r})')
 
+    check_unique_tokens((f for _, fr, _ in groups for f in fr), path)
+    unit = 's' if layout == 'mmdet3d_v2' else 'µs'
+    for name, fr, _ in groups:  # before the order: int-rounded seconds read as duplicates
+        check_timestamp_unit(fr, path, name, unit)
     groups = [(name, _check_order(fr, path, name or '<unnamed>', ordered), ordered)
               for name, fr, ordered in groups if fr]
     if not groups[0][2]:  # flat lists: scenes by first timestamp, then name
@@ -441,6 +449,7 @@ def load_infos(path: str, layout: str = 'auto', scene_names: Optional[Dict[str, 
                 warnings.warn(f'{path}: scene {name!r} is cut where {reason}; the frames from '
                               f'there on form scene {part_name!r}', stacklevel=2)
         for part_name, part in zip(names, _pieces(frames, cuts)):
+            check_ego_motion(part, path, part_name)
             if part_name in out:
                 raise ValueError(f'{path}: scene name {part_name!r} occurs twice '
                                  f'(after cutting scenes at time gaps)')

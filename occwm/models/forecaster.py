@@ -24,16 +24,19 @@ reconstruction).
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
 from occwm.geometry import relative_se2
 from occwm.grid import DEFAULT_GRID
+from occwm.models.checkpoint import load_checkpoint
 from occwm.models.dit import OccDiT
 from occwm.models.flow import interpolate, sample, sample_time, velocity_target
 from occwm.models.residual import ResidualDecoder
@@ -68,8 +71,14 @@ def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
     so ``model_cfg['tokenizer_ckpt']`` is ignored; without ``checkpoint`` all weights
     are random (timing only).
 
+    Loading is strict (``occwm.models.checkpoint.load_checkpoint``): the checkpoint must
+    be this config's forecaster, key for key and shape for shape, with finite weights.
+
     Raises:
         FileNotFoundError: ``checkpoint`` is given but no such file exists.
+        SetupError: it is unreadable (empty, truncated, not a checkpoint), of another
+            model (e.g. the tokenizer's), grid or size, has missing / unexpected keys or
+            non-finite weights; one line naming the file.
     """
     model_cfg = dict(model_cfg, tokenizer_ckpt=None)
     model = MODELS.build(model_cfg)
@@ -77,8 +86,7 @@ def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint {checkpoint} not found (train one with  '
                                     f'python tools/train.py configs/occ.py)')
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     return model.to(device).eval()
 
 
@@ -93,7 +101,10 @@ class OccForecaster(BaseModel):
             ``decode(z (N, C, H, W)) -> (N, X, Y, Z) uint8``.
         tokenizer_ckpt: mmengine checkpoint whose ``state_dict`` holds the tokenizer's
             weights, or the tokenizer's work dir (its ``last_checkpoint`` is used);
-            ``None`` keeps a random tokenizer (tests only).
+            ``None`` keeps a random tokenizer (tests only). Loaded strictly
+            (``occwm.models.checkpoint``): ``SetupError`` for a checkpoint of another
+            model or size, an unreadable file or non-finite weights;
+            ``FileNotFoundError`` when it does not exist.
         dit: keyword arguments of ``OccDiT`` (e.g. ``dict(preset='S')``);
             ``in_channels`` defaults to the tokenizer's ``latent_channels`` attribute
             and must match it; ``cond_channels`` is set here (``C + 1`` with
@@ -135,6 +146,9 @@ class OccForecaster(BaseModel):
         agent_motion: the residual decoder's base moves the agents the past frames show
             moving on at constant velocity before the warp (``occwm.motion``); off: the
             plain warp baseline.
+        unseen: classes the residual decoder's base carries into newly seen columns
+            (``occwm.motion.continue_unseen``: the ground bands the present shows at the
+            same place relative to the ego); empty: free there, as the warp baseline.
         motion: keyword arguments of ``occwm.motion.track_agents`` (``max_speed``,
             ``tolerance``, ``min_speed``, ``max_area_ratio``, ``max_turn``).
         residual_frames: future frames (drawn at random each step) the residual decoder
@@ -144,7 +158,21 @@ class OccForecaster(BaseModel):
             scene is unlike those it was trained on, e.g. real LiDAR occupancy for a
             synthetic-trained tokenizer) gets neither latent-based changes nor agent motion
             (whose tracker was tuned on the same training scenes): its forecast is the
-            warp baseline. ``None``: always trust.
+            warp baseline. ``None``: always trust. ``'auto'``: calibrated on the
+            training frames: the present frames of ``trust_calib_frames`` training
+            windows are reconstructed once before training (:meth:`calibrate_trust`,
+            called by ``occwm.engine.TrustCalibrationHook``; a persistent buffer,
+            ``trust_ious``, saved with the weights) and the threshold is
+            ``trust_ratio`` times the lowest of those IoUs, so a briefly trained
+            tokenizer gets a threshold that fits it (a fixed one would send every
+            window to the warp).
+        trust_ratio: see ``trust_min_iou='auto'``: 0.85 gives 0.79 for the clean
+            synthetic tokenizer of configs/vae.py (training frames 0.93-0.97; real
+            nuScenes seq11 0.30 falls under it) and 0.54 for the LiDAR-simulated one
+            of configs/vae_lidar.py (training frames 0.64-0.79; PandaSet 0.68-0.70 is
+            trusted, seq11 0.36-0.38 is not).
+        trust_calib_frames: training windows whose present frame calibrates the
+            threshold of ``trust_min_iou='auto'``.
         predict_samples: ``K``; with ``K > 1``, ``mode='predict'`` also returns
             ``pred_samples`` ``(K, T_f, X, Y, Z)``: ``K`` futures of the same past drawn
             with different noise (the first one is ``pred_occ``), for
@@ -162,8 +190,10 @@ class OccForecaster(BaseModel):
                  decoder: str = 'residual', residual: Optional[dict] = None,
                  true_latent_prob: float = 0.5, loss_weights: Optional[dict] = None,
                  cache_latents: bool = True, predict_samples: int = 1,
-                 agent_motion: bool = True, motion: Optional[dict] = None,
-                 residual_frames: int = 3, trust_min_iou: Optional[float] = None,
+                 agent_motion: bool = True, unseen: Sequence[int] = (),
+                 motion: Optional[dict] = None,
+                 residual_frames: int = 3, trust_min_iou: Union[float, str, None] = None,
+                 trust_ratio: float = 0.85, trust_calib_frames: int = 32,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
@@ -171,8 +201,6 @@ class OccForecaster(BaseModel):
             tokenizer_ckpt = resolve_checkpoint(tokenizer_ckpt)
             if not os.path.isfile(tokenizer_ckpt):
                 raise FileNotFoundError(TOKENIZER_MISSING.format(tokenizer_ckpt))
-            import occwm.compat  # noqa: F401  (mmengine checkpoints load weights-only)
-            from mmengine.runner import load_checkpoint
             load_checkpoint(self.tokenizer, tokenizer_ckpt, map_location='cpu', strict=True)
         self.tokenizer.requires_grad_(False)
         self.tokenizer.eval()
@@ -215,8 +243,14 @@ class OccForecaster(BaseModel):
             self.residual = ResidualDecoder(c_in, self.grid.num_classes, tuple(self.grid.shape),
                                             tuple(latent_shape), **(residual or {}))
         self.agent_motion, self.motion = agent_motion, dict(motion or {})
+        self.unseen = tuple(int(c) for c in unseen)
         self.residual_frames = int(residual_frames)
-        self.trust_min_iou = trust_min_iou
+        if isinstance(trust_min_iou, str) and trust_min_iou != 'auto':
+            raise ValueError(f"trust_min_iou must be a number, None or 'auto', got {trust_min_iou!r}")
+        self.trust_min_iou, self.trust_ratio = trust_min_iou, float(trust_ratio)
+        self._warned_trust = False
+        if trust_min_iou == 'auto':  # filled before the first training step (calibrate_trust)
+            self.register_buffer('trust_ious', torch.full((int(trust_calib_frames),), float('nan')))
         self.true_latent_prob = float(true_latent_prob)
         self.loss_weights = dict(loss_flow=1.0, loss_gate=1.0, loss_column=1.0)
         self.loss_weights.update(loss_weights or {})
@@ -254,7 +288,14 @@ class OccForecaster(BaseModel):
                 token plus augmentation) or ``None`` (not cacheable); ``None`` for all.
 
         Returns:
-            ``(B, T, C, H, W) float32``, the same as :meth:`encode`.
+            ``(B, T, C, H, W) float32``, the same as :meth:`encode` up to float rounding.
+
+        On the CPU the missing frames are encoded one at a time: a frame's cached latent
+        is then the same whichever batch first brings it (a batch's size changes the
+        order of float sums), so a resumed run, whose cache starts empty, refills it
+        with the latents of the uninterrupted run, bit for bit at one thread
+        (``occwm.engine.checkpoint``). On CUDA they are encoded together (spconv's CUDA
+        reductions are not bit-reproducible anyway).
         """
         if not self.cache_latents or keys is None:
             return self.encode(occ)
@@ -263,7 +304,8 @@ class OccForecaster(BaseModel):
         missing = [i for i, k in enumerate(keys) if k is None or k not in self._latents]
         new = {}
         if missing:
-            mu = self.encode(flat[missing][:, None])[:, 0]  # (M, C, H, W)
+            groups = [[i] for i in missing] if flat.device.type == 'cpu' else [missing]
+            mu = torch.cat([self.encode(flat[g][:, None])[:, 0] for g in groups])  # (M, C, H, W)
             for i, m in zip(missing, mu):
                 new[i] = m
                 if keys[i] is not None:
@@ -321,7 +363,8 @@ class OccForecaster(BaseModel):
         future ego frame, exactly the ``warp`` baseline (``occwm.warp.warp_planar``,
         nearest voxel, free outside); with ``agent_motion`` the agents the past frames
         show moving are first moved on at constant velocity (``occwm.motion.motion_warp``;
-        no moving agent: the warp baseline voxel for voxel).
+        no moving agent: the warp baseline voxel for voxel); with ``unseen`` the newly
+        seen columns continue the present's ground bands (``occwm.motion.continue_unseen``).
 
         Args:
             past: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
@@ -331,9 +374,11 @@ class OccForecaster(BaseModel):
             ``(B, T_f, X, Y, Z) uint8`` and ``valid (B, T_f, X, Y) bool``.
         """
         P = past.shape[1]
-        if not self.agent_motion:
+        if not self.agent_motion and not self.unseen:
             return warp_planar(past[:, -1], traj[:, P:], self.grid, fill=self.grid.free_label)
-        out = [motion_warp(p.cpu().numpy(), t.cpu().double().numpy(), self.grid, **self.motion)
+        out = [motion_warp(p.cpu().numpy(), t.cpu().double().numpy(), self.grid,
+                           agents=None if self.agent_motion else [], unseen=self.unseen,
+                           **self.motion)
                for p, t in zip(past, traj)]
         warped = torch.from_numpy(np.stack([w for w, _ in out])).to(past.device)
         valid = torch.from_numpy(np.stack([v for _, v in out])).to(past.device)
@@ -443,13 +488,67 @@ class OccForecaster(BaseModel):
             return self.decode(z)  # (B, T_f, X, Y, Z)
         args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj)
         out = self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
-        if self.trust_min_iou is not None:  # an unfamiliar scene: the warp baseline
-            trusted = self.latent_trust(past_occ[:, -1].to(device), context[:, -1]) >= self.trust_min_iou
+        threshold = self.trust_threshold()
+        if threshold is None and self.trust_min_iou == 'auto' and not self._warned_trust:
+            self._warned_trust = True
+            print_log("trust check off: these weights carry no calibration of "
+                      "trust_min_iou='auto' (trained before it, or never trained); set "
+                      "model.trust_min_iou to a geometric IoU (e.g. 0.8) for a fixed one",
+                      logger='current', level=logging.WARNING)
+        if threshold is not None:  # an unfamiliar scene: the warp baseline
+            trusted = self.latent_trust(past_occ[:, -1].to(device), context[:, -1]) >= threshold
             if not trusted.all():
                 plain, _ = warp_planar(past_occ[:, -1].to(device), traj[:, P:], self.grid,
                                        fill=self.grid.free_label)  # (B, T_f, X, Y, Z)
                 out = torch.where(trusted[:, None, None, None, None], out, plain)
         return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A checkpoint from before ``trust_min_iou='auto'`` has no ``trust_ious``: it
+        loads uncalibrated (the trust check is then off, and :meth:`forecast` says so)."""
+        key = prefix + 'trust_ious'
+        if self.trust_min_iou == 'auto' and key not in state_dict:
+            state_dict[key] = torch.full_like(self.trust_ious, float('nan'))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def trust_threshold(self) -> Optional[float]:
+        """The geometric IoU under which a window is forecast by the warp baseline
+        (``trust_min_iou``; ``'auto'``: ``trust_ratio`` x the lowest calibration IoU,
+        ``None`` before any training step has calibrated it)."""
+        if self.trust_min_iou != 'auto':
+            return self.trust_min_iou
+        seen = self.trust_ious[~torch.isnan(self.trust_ious)]
+        return None if not len(seen) else self.trust_ratio * float(seen.min())
+
+    @torch.no_grad()
+    def calibrate_trust(self, present: torch.Tensor, chunk: int = 4) -> torch.Tensor:
+        """Set the ``trust_min_iou='auto'`` threshold from training present frames
+        (``occwm.engine.TrustCalibrationHook`` calls it before the first training step,
+        so the EMA copy of the weights starts with it too).
+
+        Args:
+            present: ``(N, X, Y, Z) uint8`` present frames of training windows (at most
+                ``trust_calib_frames`` are used).
+            chunk: frames encoded and decoded at once.
+
+        Returns:
+            ``(N',) float32`` their :meth:`latent_trust`, now in ``trust_ious``.
+
+        Raises:
+            ValueError: the model was not built with ``trust_min_iou='auto'``.
+        """
+        if self.trust_min_iou != 'auto':
+            raise ValueError(f"calibrate_trust needs trust_min_iou='auto', not {self.trust_min_iou!r}")
+        device = self.trust_ious.device
+        present = present[:len(self.trust_ious)]
+        ious = []
+        for part in present.split(chunk):
+            part = part.to(device)
+            ious.append(self.latent_trust(part, self.encode(part[:, None])[:, 0]))  # (n,)
+        ious = torch.cat(ious).float()
+        self.trust_ious.fill_(float('nan'))
+        self.trust_ious[:len(ious)] = ious
+        return ious
 
     @torch.no_grad()
     def latent_trust(self, present: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:

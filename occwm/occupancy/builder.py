@@ -61,7 +61,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from occwm.infos.fields import add_trajectories, make_frame_info
-from occwm.io import labels_path, save_labels, save_pickle
+from occwm.io import labels_path, refuse_overwrite, save_labels, save_pickle
 from occwm.geometry import apply_se2, matrix_to_quaternion, planar, transform_points
 from occwm.occupancy.frames import (NUM_CLASSES, SourceFrame, folder_scene_name, load_frames,
                                    load_scene_json)
@@ -179,6 +179,8 @@ def voxelize_majority(points: np.ndarray, labels: np.ndarray, grid: OccGrid = DE
     C = grid.num_classes
     occ = np.full(grid.shape, grid.free_label, np.uint8)
     idx, inside = grid.points_to_voxels(points)
+    if not inside.any():                                              # no point in the grid
+        return occ
     vid = np.ravel_multi_index(idx[inside].T, grid.shape)             # (n,) flat voxel id
     keys, counts = np.unique(vid * C + labels[inside], return_counts=True)
     v, lab = keys // C, keys % C
@@ -405,7 +407,7 @@ def camera_note(cams, cam_stride: int) -> str:
 def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
                 info_name: Optional[str] = None, grid: OccGrid = DEFAULT_GRID,
                 ray_cast='all', cams='source', densify: bool = False, cam_stride: int = 8,
-                progress: bool = True, fmt: str = 'auto') -> dict:
+                progress: bool = True, fmt: str = 'auto', overwrite: bool = True) -> dict:
     """Read ``src_dir`` (``read_source``), build every frame and write the Occ3D layout
     under ``out_dir``.
 
@@ -414,6 +416,8 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
     layout), ``None`` (none) or cameras for ``build_sequence`` (an override). Each
     ``labels.npz`` holds ``semantics``, ``mask_lidar`` and ``mask_camera`` (all ones
     without cameras; the info pkl's ``metadata['mask_camera']`` says which).
+    ``overwrite=False``: stop before building when the scene's ``gts/<scene>`` folder or
+    its info pkl exists (``occwm.io.refuse_overwrite``: a ``SetupError``).
 
     Returns:
         dict with ``scene_name``, ``format``, ``info_path``, ``label_paths`` (one per
@@ -426,6 +430,9 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
         raise ValueError(f"cams must be 'source', None or cameras, got {cams!r}")
     mode = _ray_cast_mode(ray_cast)
     frames, scene_name, source_cams, fmt = read_source(src_dir, fmt, scene_name)
+    info_path = os.path.join(out_dir, info_name or f'{scene_name}_infos.pkl')
+    refuse_overwrite([os.path.join(out_dir, 'gts', scene_name), info_path], overwrite,
+                     f'occupancy of scene {scene_name}')
     cams = source_cams if isinstance(cams, str) else cams
     occ = build_sequence(frames, grid, ray_cast=mode, cams=cams, densify=densify,
                          cam_stride=cam_stride, progress=progress)
@@ -433,7 +440,6 @@ def build_scene(src_dir: str, out_dir: str, scene_name: Optional[str] = None,
     for f, o in zip(frames, occ):
         paths.append(labels_path(out_dir, scene_name, f.token))
         save_labels(paths[-1], o['semantics'], o['mask_lidar'], o['mask_camera'], grid=grid)
-    info_path = os.path.join(out_dir, info_name or f'{scene_name}_infos.pkl')
     note = camera_note(cams, cam_stride)
     metadata = dict(version='occwm-occ-builder-v2',
                     source=os.path.basename(os.path.normpath(src_dir)), format=fmt,

@@ -208,11 +208,10 @@ def set_counts(paths: Sequence[str], grid: OccGrid = DEFAULT_GRID, mask_key: Opt
         FileNotFoundError / ValueError naming the file (``occwm.io.load_labels``).
     """
     from tqdm import tqdm
-    from occwm.io import load_labels
+    from occwm.io import load_labels, npz_keys
     total = GapCounts(grid.num_classes, grid.shape[2])
     for p in tqdm(paths, desc=desc, unit='frame', disable=not progress, leave=False):
-        with np.load(p) as data:
-            has = set(data.files)
+        has = set(npz_keys(p))
         keys = ('semantics',) + tuple(k for k in {mask_key, 'mask_lidar'} - {None} if k in has)
         if mask_key and mask_key not in has:
             raise ValueError(f'{p}: no {mask_key} (has {sorted(has)}); leave the mask out')

@@ -71,10 +71,10 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from occwm.geometry import transform_points
+from occwm.geometry import implausible_motion, timestamp_unit_mistake, transform_points
 from occwm.grid import DEFAULT_GRID
 from occwm.infos.fields import hashed_token
-from occwm.io import atomic_path
+from occwm.io import atomic_path, read_npz
 from occwm.occupancy.visibility import CameraCalib
 
 FRAMES_DIR = 'frames'
@@ -324,22 +324,7 @@ def read_frame(path: str) -> Dict[str, np.ndarray]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: frame file not found')
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as e:  # not an npz, truncated zip, pickled data, ...
-        raise ValueError(' '.join(f'{path}: not a readable npz ({type(e).__name__}: '
-                                  f'{e})'.split())) from e
-    raw = {}
-    with data:
-        for key in data.files:
-            try:
-                raw[key] = data[key]
-            except ValueError as e:              # an object array needs pickle
-                raise _fault(path, key, f'cannot be read without pickle ({e}); store '
-                                        f'numbers or strings') from e
-            except Exception as e:  # a damaged member of the zip
-                raise _fault(path, key, f'unreadable ({type(e).__name__}: {e})') from e
-    return check_frame(raw, path)
+    return check_frame(read_npz(path), path)     # read_npz: one-line errors naming the file
 
 
 def frame_indices(src_dir: str) -> List[int]:
@@ -398,6 +383,40 @@ def check_time_order(frames: Sequence[SourceFrame], names: Sequence[str]) -> Non
                                           f'in time order)')
 
 
+def check_sequence(frames: Sequence[SourceFrame], names: Sequence[str],
+                   scene_name: Optional[str] = None) -> None:
+    """The checks of a whole sequence, which every reader runs on its frames: tokens
+    differ (each names a ``gts/<scene>/<token>`` folder), timestamps strictly increase
+    (``check_time_order``) and are in seconds (``occwm.geometry.timestamp_unit_mistake``:
+    a median frame period outside 0.01-10 s names the probable unit), and the
+    ``ego2global`` translations move as a road vehicle can
+    (``occwm.geometry.implausible_motion``: at most ``MAX_SPEED`` 70 m/s and
+    ``MAX_ACCEL`` 15 m/s^2).
+
+    Args:
+        frames: the sequence in its order; ``names``: how errors name each frame (its
+            file); ``scene_name``: added to the messages.
+
+    Raises:
+        ValueError: one line naming the frame's file, the field and the scene.
+    """
+    scene = f' (scene {scene_name!r})' if scene_name else ''
+    first = {}
+    for f, n in zip(frames, names):
+        if first.setdefault(f.token, n) != n:
+            raise _fault(n, 'token', f'{f.token} is also the token of {first[f.token]}{scene}')
+    check_time_order(frames, names)
+    seconds = np.array([f.timestamp for f in frames], np.float64) * 1e-6      # (L,) s
+    problem = timestamp_unit_mistake(seconds, 's')
+    if problem:
+        raise _fault(names[0], 'timestamp', f'{problem}{scene}')
+    if len(frames) > 1:
+        found = implausible_motion(np.stack([f.ego2global[:3, 3] for f in frames]), seconds)
+        if found:
+            k, text = found
+            raise _fault(names[k], 'ego2global', f'{text}{scene}')
+
+
 def load_frames(src_dir: str, scene_name: Optional[str] = None) -> List[SourceFrame]:
     """Every frame of a frame-format folder as ``SourceFrame`` records, in order.
 
@@ -407,7 +426,7 @@ def load_frames(src_dir: str, scene_name: Optional[str] = None) -> List[SourceFr
 
     Raises:
         FileNotFoundError / ValueError naming the file and field (also for a bad
-        ``scene.json`` and timestamps that do not strictly increase).
+        ``scene.json``, and a sequence that fails ``check_sequence``).
     """
     if not os.path.isdir(src_dir):
         raise FileNotFoundError(f'{src_dir}: source folder not found')
@@ -417,7 +436,7 @@ def load_frames(src_dir: str, scene_name: Optional[str] = None) -> List[SourceFr
     names = [frame_path(src_dir, i) for i in indices]
     frames = [to_source_frame(read_frame(p), i, frame_token(scene_name, i), p)
               for i, p in zip(indices, names)]
-    check_time_order(frames, names)
+    check_sequence(frames, names, scene_name)
     return frames
 
 

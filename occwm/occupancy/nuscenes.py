@@ -70,9 +70,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from occwm.io import labels_path, save_labels, save_pickle
+from occwm.io import labels_path, refuse_overwrite, save_labels, save_pickle
 from occwm.occupancy.builder import _ray_cast_mode, build_sequence, frame_infos
-from occwm.occupancy.frames import (SourceFrame, check_time_order, lidar_boxes_to_ego,
+from occwm.occupancy.frames import (SourceFrame, check_sequence, lidar_boxes_to_ego,
                                    to_source_frame)
 from occwm.occupancy.visibility import CAMERA_NAMES, NUSCENES_IMAGE_SIZE, CameraCalib
 from occwm.geometry import record_pose_matrix
@@ -340,7 +340,8 @@ def load_nuscenes_scene(nusc, scene_name: str, skip_missing: bool = False,
 
     Raises:
         KeyError: unknown scene. FileNotFoundError / ValueError: see
-        ``load_nuscenes_frame``; ValueError when timestamps do not increase.
+        ``load_nuscenes_frame``; ValueError when the sequence fails
+        ``frames.check_sequence`` (time order, unit, ego motion).
     """
     from tqdm import tqdm
     scene = find_scene(nusc, scene_name)
@@ -359,7 +360,7 @@ def load_nuscenes_scene(nusc, scene_name: str, skip_missing: bool = False,
                 warnings.warn(f'{scene_name}: skipping sample {token}: {e}')
             token = sample['next']
             bar.update()
-    check_time_order(frames, [f'{scene_name} sample {f.token}' for f in frames])
+    check_sequence(frames, [f'{scene_name} sample {f.token}' for f in frames])
     return frames
 
 
@@ -369,7 +370,8 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
                           grid: OccGrid = DEFAULT_GRID, ray_cast=True,
                           skip_missing: bool = False, keep_occupancy: bool = False,
                           progress: bool = True, nusc=None, cams='database',
-                          cam_stride: int = 8, build_options: Optional[dict] = None) -> dict:
+                          cam_stride: int = 8, build_options: Optional[dict] = None,
+                          overwrite: bool = True) -> dict:
     """Build the Occ3D layout for scenes of a nuScenes root.
 
     Writes ``<out_dir>/gts/<scene_name>/<sample_token>/labels.npz`` per keyframe and one
@@ -391,6 +393,8 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
         keep_occupancy: also return each scene's ``build_sequence`` output (memory:
             about 1.3 MB per frame).
         nusc: an already opened ``NuScenes`` (else ``open_nuscenes(root, version)``).
+        overwrite: ``False``: stop before building when the info pkl or a scene's
+            ``gts/<scene>`` folder exists (``occwm.io.refuse_overwrite``: a ``SetupError``).
 
     Returns:
         dict with ``scene_names``, ``info_path``, ``label_paths`` {scene: [path, ...]},
@@ -412,6 +416,9 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
     names = [s['name'] for s in nusc.scene] if scenes is None else list(scenes)
     for name in names:
         find_scene(nusc, name)                          # fail before any work
+    info_path = os.path.join(out_dir, info_name or f'nuscenes_occ_infos_{version}.pkl')
+    refuse_overwrite([info_path] + [os.path.join(out_dir, 'gts', n) for n in names], overwrite,
+                     'occupancy and info pkl of an earlier build')
     maps = occ3d_class_maps(nusc)
     infos: Dict[str, List[dict]] = {}
     out = dict(scene_names=[], label_paths={}, ego2globals={}, cameras={}, mask_camera={})
@@ -438,7 +445,7 @@ def build_nuscenes_scenes(root: str, version: str, out_dir: str,
         out['mask_camera'][name] = _mask_camera_note(cams, scene_cams, version, cam_stride)
         if keep_occupancy:
             out['occupancy'][name] = occ
-    out['info_path'] = os.path.join(out_dir, info_name or f'nuscenes_occ_infos_{version}.pkl')
+    out['info_path'] = info_path
     notes = set(out['mask_camera'].values())
     metadata = dict(version='occwm-occ-builder-v2', source=f'nuscenes:{version}',
                     point_cloud_range=tuple(grid.point_cloud_range), z_offset=grid.z_offset,

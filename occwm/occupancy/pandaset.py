@@ -137,6 +137,7 @@ from pyquaternion import Quaternion
 from occwm.geometry import (apply_se2, matrix_to_quaternion, pose_matrix, se2_to_matrix,
                             transform_points, wrap_angle, yaw_of)
 from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, STUFF_CLASSES
+from occwm.io import read_npz
 from occwm.occupancy.builder import box_global, box_local, points_in_boxes
 from occwm.occupancy.visibility import CameraCalib
 
@@ -316,13 +317,8 @@ def load_points(seq: PandaSetSequence, k: int) -> Tuple[np.ndarray, np.ndarray, 
     p = seq.path('lidar', f'{k:02d}.npz')
     if not os.path.isfile(p):
         raise FileNotFoundError(f'{p}: missing LiDAR keyframe')
-    try:
-        with np.load(p) as d:
-            xyz, sensor, label = (np.asarray(d[key]) for key in ('xyz', 'sensor', 'label'))
-    except KeyError as e:
-        raise ValueError(f'{p}: missing array {e} (needs xyz, sensor, label)') from e
-    except Exception as e:  # not a zip, truncated, pickled
-        raise ValueError(f'{p}: cannot read ({type(e).__name__}: {e})') from e
+    d = read_npz(p, ('xyz', 'sensor', 'label'))     # errors name the file (occwm.io)
+    xyz, sensor, label = d['xyz'], d['sensor'], d['label']
     N = len(xyz)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or sensor.shape != (N,) or label.shape != (N,):
         raise ValueError(f'{p}: expected xyz (N, 3), sensor (N,), label (N,); got '

@@ -31,7 +31,7 @@ from typing import List
 import numpy as np
 
 from occwm.geometry import record_pose_matrix, wrap_angle
-from occwm.occupancy.frames import (NUM_CLASSES, SourceFrame, check_time_order,
+from occwm.occupancy.frames import (NUM_CLASSES, SourceFrame, check_sequence,
                                    folder_scene_name, lidar_boxes_to_ego, to_source_frame)
 
 SOURCE_FILES = {  # key -> path pattern relative to a nuscenes_seq11 folder
@@ -121,7 +121,7 @@ def load_source(src_dir: str) -> List[SourceFrame]:
         names.append(os.path.join(src_dir, SOURCE_FILES['pc_seman'].format(k=k)))
         frames.append(to_source_frame(f, k, f['token'], names[-1], ego_pose=f['ego_pose'],
                                       calib=f['calib']))
-    check_time_order(frames, names)
+    check_sequence(frames, names, default_scene_name(src_dir))
     return frames
 
 

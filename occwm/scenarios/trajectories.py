@@ -34,7 +34,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from occwm.geometry import FRAME_DT, relative_se2, wrap_angle
+from occwm.geometry import FRAME_DT, implausible_motion, relative_se2, wrap_angle
 
 SUBSTEPS = 10  # integration substeps per row (0.05 s)
 
@@ -46,7 +46,10 @@ def check_trajectory(traj, name: str, source: str = '<trajectories>',
 
     Raises:
         ValueError: not a ``(T, 3)`` numeric array with ``T >= 1``, non-finite values,
-            or ``T != horizon``; the message names ``source`` and ``name``.
+            ``T != horizon``, or a motion no road vehicle makes (from the present origin
+            through the rows at ``FRAME_DT``: a speed above ``MAX_SPEED`` 70 m/s or an
+            acceleration above ``MAX_ACCEL`` 15 m/s^2, ``occwm.geometry``); the message
+            names ``source``, ``name`` and the row.
     """
     where = f'{source}: trajectory {name!r}'
     try:
@@ -62,6 +65,12 @@ def check_trajectory(traj, name: str, source: str = '<trajectories>',
     if horizon is not None and arr.shape[0] != horizon:
         raise ValueError(f'{where} has {arr.shape[0]} poses, want the horizon of {horizon} '
                          f'(2 Hz, first at +0.5 s)')
+    path = np.concatenate([np.zeros((1, 2)), arr[:, :2]])               # (T + 1, 2), present first
+    found = implausible_motion(path, FRAME_DT * np.arange(len(path)))
+    if found:
+        k, text = found                                                 # pose k = row k - 1
+        raise ValueError(f'{where}: row {k - 1} (+{k * FRAME_DT:g} s): {text} (rows are x, y '
+                         f'in metres, present ego frame, 2 Hz)')
     return arr.astype(np.float32)
 
 
@@ -102,11 +111,8 @@ def load_trajectories(path: str, horizon: Optional[int] = None) -> Dict[str, np.
     if not os.path.isfile(path):
         raise FileNotFoundError(f'trajectory file not found: {path}')
     if path.endswith('.npz'):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                raw = {k: data[k] for k in data.files}
-        except Exception as e:  # zip / format errors
-            raise ValueError(f'{path}: not a readable npz of (T, 3) arrays ({e})') from e
+        from occwm.io import read_npz
+        raw = read_npz(path)
     else:
         try:
             with open(path) as f:

@@ -20,6 +20,7 @@ import numpy as np
 
 from occwm.geometry import trajectory_in_frame
 from occwm.grid import DEFAULT_GRID, OccGrid, check_occupancy
+from occwm.io import npz_keys, read_npz
 from occwm.window import OccWindow
 
 
@@ -28,21 +29,12 @@ def load_npz(path: str, grid: OccGrid = DEFAULT_GRID) -> Tuple[np.ndarray, Optio
     shape, or ``None`` when absent) of an occupancy / forecast npz.
 
     Raises:
-        FileNotFoundError / ValueError naming ``path``: missing file, not an npz, no
-        ``semantics``, wrong shape or labels.
+        FileNotFoundError / ValueError naming ``path``: missing file, not an npz or a
+        damaged member (``occwm.io.read_npz``), no ``semantics``, wrong shape or labels.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: no such file')
-    try:
-        data = np.load(path)
-    except Exception as e:  # zip / pickle errors
-        raise ValueError(f'{path}: not a readable npz ({e})') from e
-    with data:
-        if 'semantics' not in data.files:
-            raise ValueError(f"{path}: no 'semantics' array (has {data.files}); want an Occ3D "
-                             f'labels.npz or a tools/forecast.py output')
-        sem = data['semantics']
-        mask = data['mask_camera'] if 'mask_camera' in data.files else None
+    arrays = read_npz(path, ('semantics',), optional=('mask_camera',),
+                      hint='want an Occ3D labels.npz or a tools/forecast.py output')
+    sem, mask = arrays['semantics'], arrays.get('mask_camera')
     if sem.ndim not in (3, 4):
         raise ValueError(f'{path}: semantics has shape {sem.shape}, want (X, Y, Z) or (T, X, Y, Z)')
     check_occupancy(sem, grid, name=f'{path}[semantics]')
@@ -57,9 +49,8 @@ def _has_masks(paths: Sequence[str]) -> bool:
     for p in paths:
         if not os.path.isfile(p):
             continue
-        with np.load(p) as data:
-            if not {'mask_camera', 'mask_lidar'} <= set(data.files):
-                return False
+        if not {'mask_camera', 'mask_lidar'} <= set(npz_keys(p)):
+            return False
     return True
 
 

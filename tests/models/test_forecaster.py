@@ -322,8 +322,9 @@ def test_open_gate_decodes_changed_columns():
 
 
 def test_latent_cache_encodes_each_frame_once():
-    """Windows with tokens: a frame is encoded on its first step only; a flipped copy is
-    another key; the cached latents equal fresh ones."""
+    """Windows with tokens: a frame is encoded on its first step only (one at a time on
+    the CPU: its latent does not depend on the batch); a flipped copy is another key;
+    the cached latents equal fresh ones."""
     from occwm.models.forecaster import _cache_keys
     from occwm.window import OccWindow
     torch.manual_seed(0)
@@ -337,11 +338,12 @@ def test_latent_cache_encodes_each_frame_once():
     keys = _cache_keys(wins, P + TF)
     a = model.encode_cached(batch['occ'], keys)
     b = model.encode_cached(batch['occ'], keys)
-    assert calls == [2 * (P + TF)] and torch.equal(a, b)
+    assert calls == [1] * (2 * (P + TF)) and torch.equal(a, b)
     torch.testing.assert_close(a, model.encode(batch['occ']))
     wins[0].aug = dict(flip_y=True)
+    calls.clear()
     model.encode_cached(batch['occ'], _cache_keys(wins, P + TF))
-    assert calls[-1] == P + TF  # only the flipped window's frames are new
+    assert calls == [1] * (P + TF)  # only the flipped window's frames are new
     wins[0].aug = dict(yaw=0.1)  # continuous augmentation: never cached
     assert _cache_keys(wins, P + TF)[:P + TF] == [None] * (P + TF)
 
@@ -381,3 +383,50 @@ def test_untrusted_latents_keep_the_base():
         assert torch.equal(pred, want) == expect_warp
     trust = model.latent_trust(past[:, -1], model.encode(past[:, -1:])[:, 0])
     assert trust.shape == (2,) and ((trust >= 0) & (trust <= 1)).all()
+
+
+def test_auto_trust_is_calibrated_on_the_training_frames():
+    """trust_min_iou='auto': TrustCalibrationHook stores the tokenizer's reconstruction
+    IoU of training present frames before the first step (a buffer saved with the
+    weights, random states untouched); the threshold is trust_ratio x the lowest; none
+    before calibration, and a calibrated model is left alone."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from occwm.engine import TrustCalibrationHook
+    torch.manual_seed(0)
+    batch = toy_batch(3, torch.Generator().manual_seed(6))
+    model = build(trust_min_iou='auto', trust_ratio=0.5, trust_calib_frames=3)
+    assert model.trust_threshold() is None
+    dataset = [dict(inputs=dict(occ=o)) for o in batch['occ']]
+    logs = []
+    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset),
+                             logger=SimpleNamespace(info=logs.append))
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    TrustCalibrationHook().before_train(runner)
+    assert torch.equal(states[0], torch.get_rng_state())
+    assert (states[1] == np.random.get_state()[1]).all() and states[2] == random.getstate()
+    present = batch['occ'][:, P - 1]
+    want = model.latent_trust(present, model.encode(present[:, None])[:, 0])
+    assert torch.allclose(model.trust_ious, want)
+    assert model.trust_threshold() == pytest.approx(0.5 * float(want.min()))
+    assert 'threshold' in logs[-1]
+    model.trust_ious[0] = 2.0  # calibrated: the hook keeps it
+    TrustCalibrationHook().before_train(runner)
+    assert float(model.trust_ious[0]) == 2.0
+    again = build(trust_min_iou='auto', trust_ratio=0.5, trust_calib_frames=3)
+    again.load_state_dict(model.state_dict())  # saved and restored with the weights
+    assert again.trust_threshold() == pytest.approx(model.trust_threshold())
+    with pytest.raises(ValueError, match='auto'):
+        build(trust_min_iou='sometimes')
+    with pytest.raises(ValueError, match='auto'):
+        build(trust_min_iou=0.5).calibrate_trust(present)
+
+
+def test_weights_from_before_auto_trust_load_uncalibrated():
+    old = build(trust_min_iou=0.5)
+    model = build(trust_min_iou='auto', trust_calib_frames=3)
+    model.load_state_dict(old.state_dict())  # no trust_ious in it: not an error
+    assert torch.isnan(model.trust_ious).all() and model.trust_threshold() is None
