@@ -118,4 +118,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from occwm.runtime import SetupError
+    try:
+        main()
+    except (FileNotFoundError, SetupError) as e:  # no checkpoint, a wrong one: one line
+        raise SystemExit(f'error: {e}')

@@ -147,11 +147,12 @@ def _metric(report: dict, method: str, key: str, horizon: str) -> float:
 
 def summary_table(metrics_dir: str = os.path.join('outputs', 'metrics')) -> str:
     """Markdown table: per set and horizon, mIoU / IoU of the model, copy-last and warp,
-    and the dynamic mIoU of the model and the warp, from the report JSONs in
-    ``metrics_dir``; under i2world (which drops each method's zero-IoU classes from its
-    own mean) also the paired mIoU (the same classes for every method)."""
-    rows = ['| set | horizon | model mIoU / IoU | copy-last | warp | dynamic mIoU model / warp |',
-            '|---|---|---|---|---|---|']
+    the dynamic mIoU of the model and the warp, and, for a report under a protocol that
+    drops each method's zero-IoU classes from its own mean (i2world), the paired mIoU
+    (the same classes for every method) of the model and the warp; from the report JSONs
+    in ``metrics_dir``."""
+    rows = ['| set | horizon | model mIoU / IoU | copy-last | warp | dynamic mIoU model / warp '
+            '| paired mIoU model / warp |', '|---|---|---|---|---|---|---|']
     for name in ('synthetic_val', 'nuscenes_seq11', 'pandaset_002'):
         path = os.path.join(metrics_dir, f'{name}.json')
         if not os.path.isfile(path):
@@ -161,13 +162,10 @@ def summary_table(metrics_dir: str = os.path.join('outputs', 'metrics')) -> str:
         for h in ('1s', '2s', '3s'):
             cells = [f'{_metric(r, p, "miou", h):.1f} / {_metric(r, p, "iou", h):.1f}'
                      for p in ('', 'copy_last', 'warp')]
-            cells.append(' / '.join(f'{_metric(r, p, "dynamic_miou", h):.1f}' for p in ('', 'warp')))
+            for key in ('dynamic_miou', 'paired_miou'):
+                cells.append(' / '.join(f'{_metric(r, p, key, h):.1f}' for p in ('', 'warp'))
+                             if key != 'paired_miou' or r.get('drop_zero_iou') else '-')
             rows.append(f'| {name} | {h} | ' + ' | '.join(cells) + ' |')
-        paired = [' / '.join(f'{_metric(r, p, "paired_miou", h):.1f}' for p in ('', 'warp'))
-                  for h in ('1s', '2s', '3s')]
-        if r.get('drop_zero_iou') and 'nan' not in paired[0]:
-            rows.append(f'| {name} | paired mIoU model / warp (same classes) | '
-                        + ' | '.join(paired) + ' | |')
     return '\n'.join(rows)
 
 

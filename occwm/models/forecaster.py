@@ -67,8 +67,9 @@ def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
                     device: str = 'cpu') -> 'OccForecaster':
     """Build a forecaster from its config for inference, in eval mode on ``device``.
 
-    The tokenizer weights come from ``checkpoint`` (a forecaster checkpoint holds them),
-    so ``model_cfg['tokenizer_ckpt']`` is ignored; without ``checkpoint`` all weights
+    The tokenizer weights come from ``checkpoint`` (a forecaster ``.pth``, or the work
+    dir whose ``last_checkpoint`` names one; a forecaster checkpoint holds them), so
+    ``model_cfg['tokenizer_ckpt']`` is ignored; without ``checkpoint`` all weights
     are random (timing only).
 
     Loading is strict (``occwm.models.checkpoint.load_checkpoint``): the checkpoint must
@@ -83,6 +84,7 @@ def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
     model_cfg = dict(model_cfg, tokenizer_ckpt=None)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
+        checkpoint = resolve_checkpoint(checkpoint)  # a work dir: its last checkpoint
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint {checkpoint} not found (train one with  '
                                     f'python tools/train.py configs/occ.py)')
