@@ -91,7 +91,9 @@ def main(argv=None):
         if args.baseline_options:
             base_cfg = cfg.copy()
             base_cfg.merge_from_dict(args.baseline_options)
-            base = init_forecaster(base_cfg.model, args.checkpoint, args.device)
+            # a variant of the same weights (e.g. decoder='tokenizer' has no residual
+            # decoder): the keys it does not use are left out
+            base = init_forecaster(base_cfg.model, args.checkpoint, args.device, strict=False)
             base.forecast(past, traj)  # warm-up
         for r in range(args.repeats):
             enc, total = run(model, r)

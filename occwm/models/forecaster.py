@@ -64,7 +64,7 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
-                    device: str = 'cpu') -> 'OccForecaster':
+                    device: str = 'cpu', strict: bool = True) -> 'OccForecaster':
     """Build a forecaster from its config for inference, in eval mode on ``device``.
 
     The tokenizer weights come from ``checkpoint`` (a forecaster ``.pth``, or the work
@@ -74,6 +74,9 @@ def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
 
     Loading is strict (``occwm.models.checkpoint.load_checkpoint``): the checkpoint must
     be this config's forecaster, key for key and shape for shape, with finite weights.
+    ``strict=False`` lets keys the model lacks or does not fill pass (a variant of the
+    trained model built from the same weights, e.g. ``decoder='tokenizer'`` for a timing
+    comparison); shapes and finiteness are still checked.
 
     Raises:
         FileNotFoundError: ``checkpoint`` is given but no such file exists.
@@ -88,7 +91,7 @@ def init_forecaster(model_cfg: dict, checkpoint: Optional[str] = None,
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint {checkpoint} not found (train one with  '
                                     f'python tools/train.py configs/occ.py)')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
     return model.to(device).eval()
 
 
