@@ -36,7 +36,8 @@ class Toy(BaseModel):
         self.bad = dict(bad or {})
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
-        it = MessageHub.get_current_instance().get_info('iter') + 1
+        hub = getattr(self, 'hub', None) or MessageHub.get_current_instance()  # its runner's
+        it = hub.get_info('iter') + 1
         loss_fit = (self.w - inputs.float().mean()).square().sum()
         loss_reg = 0.01 * self.w.square().sum()
         if self.bad.get(it) == 'loss':
@@ -65,8 +66,9 @@ def train_toy(tmp_path, iters=6, interval=2, max_keep=2, nan_guard=0, bad=None):
                                  max_keep_ckpts=max_keep))
     if nan_guard is not None:
         hooks['nan_guard'] = dict(type='NanGuardHook', max_skips=nan_guard)
+    model = Toy(bad)
     runner = OccRunner(
-        model=Toy(bad), work_dir=str(work), default_scope='occwm',
+        model=model, work_dir=str(work), default_scope='occwm',
         experiment_name=f'ckpt_{os.getpid()}_{id(tmp_path)}',
         train_dataloader=dict(dataset=Numbers(), batch_size=2, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=False),
@@ -74,6 +76,7 @@ def train_toy(tmp_path, iters=6, interval=2, max_keep=2, nan_guard=0, bad=None):
         train_cfg=dict(by_epoch=False, max_iters=iters),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=hooks, log_processor=dict(by_epoch=False), cfg=dict())
+    model.hub = runner.message_hub  # not "the current instance": another may be newer
     runner.train()
     return work
 
