@@ -12,6 +12,7 @@ model = dict(
     # 33 M parameters; bf16 autocast also in evaluation; compile=True compiles the blocks.
     dit=dict(preset='L', autocast_dtype='bfloat16', compile=False),
     trust_min_iou=None,  # trained on the data it forecasts: no synthetic-only guard
+    motion=dict(classes=(2, 3, 4, 5, 6, 7, 9, 10)),  # every movable class of Occ3D
 )
 
 # The latent cache (cache_latents) keeps 2 latents (flip) of every training frame per

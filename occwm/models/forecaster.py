@@ -161,9 +161,8 @@ class OccForecaster(BaseModel):
         trust_min_iou: with the residual decoder, a window whose present frame the
             tokenizer reconstructs with a geometric IoU below this (``latent_trust``: the
             scene is unlike those it was trained on, e.g. real LiDAR occupancy for a
-            synthetic-trained tokenizer) gets neither latent-based changes nor agent motion
-            (whose tracker was tuned on the same training scenes): its forecast is the
-            warp baseline. ``None``: always trust. ``'auto'``: calibrated on the
+            synthetic-trained tokenizer) gets no latent-based change: its forecast is
+            ``untrusted``'s. ``None``: always trust. ``'auto'``: calibrated on the
             training frames: the present frames of ``trust_calib_frames`` training
             windows are reconstructed once before training (:meth:`calibrate_trust`,
             called by ``occwm.engine.TrustCalibrationHook``; a persistent buffer,
@@ -171,6 +170,10 @@ class OccForecaster(BaseModel):
             ``trust_ratio`` times the lowest of those IoUs, so a briefly trained
             tokenizer gets a threshold that fits it (a fixed one would send every
             window to the warp).
+        untrusted: the forecast of a window that fails the trust check: ``'warp'``
+            (the warp baseline) or ``'motion'`` (the decoder's base without the learnt
+            change and without ``unseen``: the warp with the tracked agents moved on,
+            ``occwm.motion.motion_warp``).
         trust_ratio: see ``trust_min_iou='auto'``: 0.85 gives 0.79 for the clean
             synthetic tokenizer of configs/vae.py (training frames 0.93-0.97; real
             nuScenes seq11 0.30 falls under it) and 0.54 for the LiDAR-simulated one
@@ -199,6 +202,7 @@ class OccForecaster(BaseModel):
                  motion: Optional[dict] = None,
                  residual_frames: int = 3, trust_min_iou: Union[float, str, None] = None,
                  trust_ratio: float = 0.85, trust_calib_frames: int = 32,
+                 untrusted: str = 'warp',
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor)
         self.tokenizer = MODELS.build(tokenizer)
@@ -253,6 +257,9 @@ class OccForecaster(BaseModel):
         if isinstance(trust_min_iou, str) and trust_min_iou != 'auto':
             raise ValueError(f"trust_min_iou must be a number, None or 'auto', got {trust_min_iou!r}")
         self.trust_min_iou, self.trust_ratio = trust_min_iou, float(trust_ratio)
+        if untrusted not in ('warp', 'motion'):
+            raise ValueError(f"untrusted must be 'warp' or 'motion', got {untrusted!r}")
+        self.untrusted = untrusted
         self._warned_trust = False
         if trust_min_iou == 'auto':  # filled before the first training step (calibrate_trust)
             self.register_buffer('trust_ious', torch.full((int(trust_calib_frames),), float('nan')))
@@ -389,6 +396,22 @@ class OccForecaster(BaseModel):
         valid = torch.from_numpy(np.stack([v for _, v in out])).to(past.device)
         return warped, valid
 
+    def untrusted_forecast(self, past: torch.Tensor, traj: torch.Tensor) -> torch.Tensor:
+        """``(B, T_f, X, Y, Z) uint8``: the forecast of windows that fail the trust check
+        (``untrusted``): the warp baseline, or the warp with the tracked agents moved on
+        (no ``unseen`` fill: newly seen space of an unfamiliar scene stays free).
+
+        Args:
+            past: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
+            traj: ``(B, T_p + T_f, 3)`` ego poses (x m, y m, yaw rad), present frame.
+        """
+        P = past.shape[1]
+        if self.untrusted == 'warp' or not self.agent_motion:
+            return warp_planar(past[:, -1], traj[:, P:], self.grid, fill=self.grid.free_label)[0]
+        out = [motion_warp(p.cpu().numpy(), t.cpu().double().numpy(), self.grid, **self.motion)[0]
+               for p, t in zip(past, traj)]
+        return torch.from_numpy(np.stack(out)).to(past.device)
+
     def _residual_inputs(self, past_occ: torch.Tensor, present_lat: torch.Tensor,
                          z: torch.Tensor, traj: torch.Tensor, frames: Optional[torch.Tensor] = None):
         """Flattened ``(B * T_f', ...)`` arguments of ``ResidualDecoder`` for the future
@@ -503,8 +526,7 @@ class OccForecaster(BaseModel):
         if threshold is not None:  # an unfamiliar scene: the warp baseline
             trusted = self.latent_trust(past_occ[:, -1].to(device), context[:, -1]) >= threshold
             if not trusted.all():
-                plain, _ = warp_planar(past_occ[:, -1].to(device), traj[:, P:], self.grid,
-                                       fill=self.grid.free_label)  # (B, T_f, X, Y, Z)
+                plain = self.untrusted_forecast(past_occ.to(device), traj)  # (B, T_f, X, Y, Z)
                 out = torch.where(trusted[:, None, None, None, None], out, plain)
         return out
 

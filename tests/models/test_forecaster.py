@@ -430,3 +430,30 @@ def test_weights_from_before_auto_trust_load_uncalibrated():
     model = build(trust_min_iou='auto', trust_calib_frames=3)
     model.load_state_dict(old.state_dict())  # no trust_ious in it: not an error
     assert torch.isnan(model.trust_ious).all() and model.trust_threshold() is None
+
+
+def test_untrusted_windows_get_the_tracked_agents_with_untrusted_motion():
+    """untrusted='motion': a window failing the trust check is the warp with the tracked
+    agents moved on (occwm.motion.motion_warp, no unseen fill); 'warp': the warp."""
+    from occwm.motion import motion_warp
+    T = P + TF
+    occ = torch.full((1, T, X, Y, Z), 17, dtype=torch.uint8)
+    occ[..., 0] = 11  # road
+    for t in range(T):  # a car 2 cells long moving one cell a frame along x
+        occ[0, t, 2 + t:4 + t, 4:6, 1] = 4
+    traj = torch.zeros(1, T, 3)
+    past = occ[:, :P]
+    for untrusted in ('motion', 'warp'):
+        model = build(trust_min_iou=1.01, untrusted=untrusted, unseen=(11,),
+                      motion=dict(classes=(4,), min_speed=0.1)).eval()
+        torch.nn.init.constant_(model.residual.gate.bias, 10.0)
+        pred = model.forecast(past, traj)
+        if untrusted == 'motion':
+            want, _ = motion_warp(past[0].numpy(), traj[0].double().numpy(), TOY_GRID,
+                                  classes=(4,), min_speed=0.1)
+            assert torch.equal(pred[0], torch.from_numpy(want))
+            assert torch.equal(pred[0], occ[0, P:])  # the car where it drove on to
+        else:
+            assert torch.equal(pred[0], warp_static(past[0, -1], traj[0, P:], TOY_GRID))
+    with pytest.raises(ValueError, match='untrusted'):
+        build(untrusted='freeze')
