@@ -55,4 +55,5 @@ class TrustCalibrationHook(Hook):
         runner.logger.info(
             f'trust check: tokenizer IoU on {len(ious)} training present frames '
             f'{float(ious.min()):.3f}-{float(ious.max()):.3f} -> threshold '
-            f'{model.trust_threshold():.3f} (windows below it are forecast by the warp baseline)')
+            f'{model.trust_threshold():.3f} (windows below it get no latent-based change: '
+            f'untrusted={model.untrusted!r})')
