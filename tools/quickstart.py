@@ -55,7 +55,7 @@ EMA_STEPS = 0.1
 # expected seconds per stage on an idle 2-core CPU, measured (see the README)
 # (clean data 1 s and LiDAR-simulated 9 s a scene; tokenizer 0.55 s and forecaster
 # 1.2 s an iteration; PandaSet's occupancy 5 min with every scan's and the cameras' rays)
-EXPECTED = {'quick': dict(data=25, tokenizer=200, forecaster=330, synthetic_val=60,
+EXPECTED = {'quick': dict(data=10, tokenizer=200, forecaster=330, synthetic_val=60,
                           nuscenes_seq11=30, pandaset_002=70),
             'full': dict(data=270, tokenizer=830, forecaster=2200, synthetic_val=150,
                          nuscenes_seq11=60, pandaset_002=360)}

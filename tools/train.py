@@ -148,7 +148,19 @@ def main(argv=None):
         runner.train()
     except runtime.SetupError as e:
         sys.exit(f'error: {e}')
+    close_process_group()
     print(f'checkpoints and logs written to {os.path.abspath(cfg.work_dir)}')
+
+
+def close_process_group() -> None:
+    """End a distributed run cleanly: every rank waits for the others, then the process
+    group is destroyed before the interpreter exits (left to the interpreter's teardown,
+    a gloo rank was seen to abort with "terminate called without an active exception"
+    after its last checkpoint)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':
