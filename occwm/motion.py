@@ -268,7 +268,7 @@ def place_agents(canvas: np.ndarray, present: np.ndarray, agents: Sequence[Movin
         ``canvas``.
     """
     X, Y = present.shape[:2]
-    x0, y0, _, _ = grid.xy_range
+    origin = np.asarray(grid.xy_range[:2], dtype=np.float64)  # (x_min, y_min) metres
     vox = grid.voxel_size
     pose = np.asarray(pose, dtype=np.float64)
     for a in agents:
@@ -277,17 +277,16 @@ def place_agents(canvas: np.ndarray, present: np.ndarray, agents: Sequence[Movin
         R = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
         # forward: footprint cell centres (index space) -> moved -> metres -> target frame
         moved = c + np.array([ox, oy]) + (a.footprint - c) @ R.T  # (M, 2) cells, present frame
-        tgt = apply_se2(x0 + (moved + 0.5) * vox, pose, inverse=True)  # (M, 2) metres, target
-        lo = np.floor((tgt - (x0, y0)) / vox).min(0).astype(np.int64) - 1
-        hi = np.floor((tgt - (x0, y0)) / vox).max(0).astype(np.int64) + 2
-        lo, hi = np.maximum(lo, 0), np.minimum(hi, (X, Y))
+        tgt = apply_se2(origin + (moved + 0.5) * vox, pose, inverse=True)  # (M, 2) metres, target
+        cell = np.floor((tgt - origin) / vox).astype(np.int64)  # (M, 2) target cells
+        lo, hi = np.maximum(cell.min(0) - 1, 0), np.minimum(cell.max(0) + 2, (X, Y))
         if np.any(hi <= lo):
             continue  # it left the target grid
         ii, jj = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing='ij')
         cells = np.stack([ii.ravel(), jj.ravel()], 1)  # (N, 2) target cells
         # inverse: target cell centre -> present-frame metres -> before the motion
-        p = apply_se2(np.array([x0, y0]) + (cells + 0.5) * vox, pose)  # (N, 2) metres, present
-        q = (p - (x0, y0)) / vox - 0.5  # (N, 2) cell-centre index space, moved
+        p = apply_se2(origin + (cells + 0.5) * vox, pose)  # (N, 2) metres, present
+        q = (p - origin) / vox - 0.5  # (N, 2) cell-centre index space, moved
         src = np.floor(c + (q - c - (ox, oy)) @ R + 0.5).astype(np.int64)  # R^-1 = R^T
         inside = (src[:, 0] >= 0) & (src[:, 0] < X) & (src[:, 1] >= 0) & (src[:, 1] < Y)
         cells, src = cells[inside], src[inside]
@@ -299,25 +298,6 @@ def place_agents(canvas: np.ndarray, present: np.ndarray, agents: Sequence[Movin
         tx, ty = cells[:, 0], cells[:, 1]
         canvas[tx, ty] = np.where(cols, np.uint8(a.label), canvas[tx, ty])
     return canvas
-
-
-def move_agents(present: np.ndarray, agents: Sequence[MovingAgent], steps: float,
-                free_label: int, grid: OccGrid = DEFAULT_GRID) -> np.ndarray:
-    """The present frame with every agent moved ``steps`` displacements (in the present
-    ego frame; :func:`place_agents` into :func:`lift_agents`).
-
-    Args:
-        present: ``(X, Y, Z) uint8``.
-        agents: from :func:`track_agents`.
-        steps: frames ahead (:meth:`MovingAgent.offset`).
-        free_label: the free label.
-        grid: the occupancy grid.
-
-    Returns:
-        ``(X, Y, Z) uint8`` (a copy).
-    """
-    out = lift_agents(present, agents, free_label)
-    return place_agents(out, present, agents, int(steps), grid=grid)
 
 
 def continue_unseen(warped: np.ndarray, valid: np.ndarray, present: np.ndarray,

@@ -3,7 +3,7 @@ import numpy as np
 
 from occwm.evaluation.baselines import warp_static
 from occwm.grid import OccGrid
-from occwm.motion import block_shift, motion_warp, move_agents, track_agents
+from occwm.motion import block_shift, lift_agents, motion_warp, place_agents, track_agents
 
 FREE, CAR, ROAD, PED = 17, 4, 11, 7
 GRID = OccGrid(point_cloud_range=(-8.0, -8.0, -1.0, 8.0, 8.0, 0.6), voxel_size=0.4)  # 40 x 40 x 4
@@ -78,10 +78,10 @@ def test_inconsistent_or_new_agents_stay():
     assert track_agents(frames[-2:], poses[-2:], GRID) == []  # two frames: no velocity
 
 
-def test_move_agents_lifts_before_pasting():
+def test_agents_are_lifted_before_pasting():
     frames, poses = scene(5, car_x0=4, car_dx=2, parked=False)
     agents = track_agents(frames, poses, GRID)
-    moved = move_agents(frames[-1], agents, 1.0, FREE)
+    moved = place_agents(lift_agents(frames[-1], agents, FREE), frames[-1], agents, 1, grid=GRID)
     expect = frames[-1].copy()
     expect[expect == CAR] = FREE
     expect[14:18, 10:12, 1:3] = CAR  # 12 + 2

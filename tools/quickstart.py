@@ -47,7 +47,6 @@ MODES = {
                  vae='configs/vae_lidar.py', occ='configs/occ_lidar.py',
                  vae_dir='work_dirs/vae_lidar', occ_dir='work_dirs/occ_lidar'),
 }
-SIZES = {mode: m['sizes'] for mode, m in MODES.items()}
 # the forecaster's EMA averages about the last 10 % of a short run (configs/occ.py: 1e-3,
 # about the last 1000 of 1800 steps; 200 steps at 1e-3 would leave 82 % of the
 # initial weights in the average)

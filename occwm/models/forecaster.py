@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -396,28 +396,35 @@ class OccForecaster(BaseModel):
         valid = torch.from_numpy(np.stack([v for _, v in out])).to(past.device)
         return warped, valid
 
-    def untrusted_forecast(self, past: torch.Tensor, traj: torch.Tensor) -> torch.Tensor:
+    def untrusted_forecast(self, past: torch.Tensor, traj: torch.Tensor,
+                           base: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                           ) -> torch.Tensor:
         """``(B, T_f, X, Y, Z) uint8``: the forecast of windows that fail the trust check
-        (``untrusted``): the warp baseline, or the warp with the tracked agents moved on
-        (no ``unseen`` fill: newly seen space of an unfamiliar scene stays free).
+        (``untrusted``): the warp baseline, or the decoder's base (the warp with the
+        tracked agents moved on) with its newly seen columns free again (no ``unseen``
+        fill in an unfamiliar scene).
 
         Args:
             past: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
             traj: ``(B, T_p + T_f, 3)`` ego poses (x m, y m, yaw rad), present frame.
+            base: :meth:`warp_present` of the same windows, when already computed.
         """
         P = past.shape[1]
         if self.untrusted == 'warp' or not self.agent_motion:
             return warp_planar(past[:, -1], traj[:, P:], self.grid, fill=self.grid.free_label)[0]
-        out = [motion_warp(p.cpu().numpy(), t.cpu().double().numpy(), self.grid, **self.motion)[0]
-               for p, t in zip(past, traj)]
-        return torch.from_numpy(np.stack(out)).to(past.device)
+        warped, valid = base if base is not None else self.warp_present(past, traj)
+        if not self.unseen:
+            return warped
+        return warped.masked_fill(~valid[..., None], self.grid.free_label)  # (B, T_f, X, Y, Z)
 
     def _residual_inputs(self, past_occ: torch.Tensor, present_lat: torch.Tensor,
-                         z: torch.Tensor, traj: torch.Tensor, frames: Optional[torch.Tensor] = None):
+                         z: torch.Tensor, traj: torch.Tensor, frames: Optional[torch.Tensor] = None,
+                         base: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
         """Flattened ``(B * T_f', ...)`` arguments of ``ResidualDecoder`` for the future
-        frames ``frames`` (indices into the ``T_f`` future frames; default all)."""
+        frames ``frames`` (indices into the ``T_f`` future frames; default all); ``base``:
+        :meth:`warp_present` of the windows, when already computed."""
         P = past_occ.shape[1]
-        warped, valid = self.warp_present(past_occ, traj)  # (B, T_f, X, Y, Z), (B, T_f, X, Y)
+        warped, valid = base if base is not None else self.warp_present(past_occ, traj)  # (B, T_f, X, Y, Z), (B, T_f, X, Y)
         w, w_valid = warp_bev(present_lat, traj[:, P:], self.xy_range)  # (B, T_f, C, H, W), (B, T_f, 1, H, W)
         parts = (warped, valid, z.float(), w, w_valid)
         if frames is not None:
@@ -514,7 +521,8 @@ class OccForecaster(BaseModel):
                    cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
         if self.residual is None:
             return self.decode(z)  # (B, T_f, X, Y, Z)
-        args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj)
+        base = self.warp_present(past_occ.to(device), traj)  # the tracker runs once
+        args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj, base=base)
         out = self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
         threshold = self.trust_threshold()
         if threshold is None and self.trust_min_iou == 'auto' and not self._warned_trust:
@@ -523,10 +531,10 @@ class OccForecaster(BaseModel):
                       "trust_min_iou='auto' (trained before it, or never trained); set "
                       "model.trust_min_iou to a geometric IoU (e.g. 0.8) for a fixed one",
                       logger='current', level=logging.WARNING)
-        if threshold is not None:  # an unfamiliar scene: the warp baseline
+        if threshold is not None:  # an unfamiliar scene: untrusted_forecast
             trusted = self.latent_trust(past_occ[:, -1].to(device), context[:, -1]) >= threshold
             if not trusted.all():
-                plain = self.untrusted_forecast(past_occ.to(device), traj)  # (B, T_f, X, Y, Z)
+                plain = self.untrusted_forecast(past_occ.to(device), traj, base)  # (B, T_f, X, Y, Z)
                 out = torch.where(trusted[:, None, None, None, None], out, plain)
         return out
 
