@@ -26,8 +26,21 @@ World geometry (all heights in metres above the road surface, which lies at
   (``TERRAIN``; ``NONE`` = 255 drops those returns, the ray still stops);
 * static objects: the one vertical interval ``[z0, z1]`` of each map cell (buildings,
   trees, hedges, posts, barriers, cones; an interval with ``z0 <= 0`` stands on the
-  ground). ``VEGETATION`` is porous: a ray crossing a vegetation cell is stopped there
-  with probability ``vegetation_hit`` (scattered returns in depth, as from foliage);
+  ground; they stand on the ground's relief). ``VEGETATION`` is porous: a ray crossing a
+  vegetation cell is stopped there with a probability of ``vegetation_hit`` (scattered
+  returns in depth, as from foliage); a range draws it per cell from a smooth random field
+  (``foliage_scale`` m across), so one tree is dense and the next one a loose scatter of
+  returns through its crown. Crowns are ragged: a share ``foliage_gaps`` of their area is
+  open (patches about a voxel across, from a smooth random field) and each cell's top is
+  lowered and its bottom raised by up to ``crown_ragged`` m (another field), so the
+  foliage is not a solid block; inside a crown the leaves are clumped: a share
+  ``leaf_gaps`` of its ``leaf_size`` m cubes (global frame, a hash of the cube and the
+  world's seed) hold none, and a ray crossing such a cube goes on;
+* relief: cells of open ground and ``TERRAIN`` (not roads, sidewalks or other flat
+  ground) are raised by a smooth random field of up to ``terrain_relief`` metres
+  (``relief_scale`` m across, skewed towards low ground: the field squared) plus a
+  per-cell bump of ``terrain_roughness`` m (half-normal std): embankments and rough
+  verges;
 * agents: oriented boxes standing on the ground under their centre; a car is a body
   (the lower 55 % of its height, full footprint) plus a cabin (x in [-0.35, 0.2] of
   its length, full height), as ``occwm.synthetic.scenes.render_occupancy`` draws it.
@@ -51,9 +64,10 @@ written calibration, as an unmodelled suspension / road-grade tilt does on a rea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
+from scipy import ndimage, special
 
 from occwm.geometry import apply_se2, relative_se2, se2_to_matrix, wrap_angle
 from occwm.synthetic.world import CAR, NONE, SIDEWALK, TERRAIN, VEGETATION, SyntheticWorld
@@ -72,7 +86,17 @@ class LidarConfig:
     mount_yaw: float = -90.0                # deg, LiDAR x axis in the ego frame (nuScenes: x right)
     range_noise: float = 0.02               # m, std of the Gaussian range error
     dropout: float = 0.03                   # share of returns dropped at random
-    vegetation_hit: float = 0.35            # chance a ray stops in a vegetation cell it crosses
+    # chance a ray stops in a vegetation cell it crosses: a number, or a (low, high) range
+    # drawn per cell from a smooth random field (dense and sparse crowns)
+    vegetation_hit: Union[float, Tuple[float, float]] = (0.05, 0.5)
+    foliage_scale: float = 4.0              # m, size of the vegetation_hit field's patches
+    foliage_gaps: float = 0.3               # share of a crown's area left open
+    crown_ragged: float = 1.0               # m, most a crown cell's top / bottom is cut by
+    leaf_gaps: float = 0.5                  # share of a crown's leaf_size cubes without leaves
+    leaf_size: float = 0.4                  # m, edge of those cubes
+    terrain_relief: float = 2.5             # m, highest rise of open ground / terrain
+    relief_scale: float = 8.0               # m, size of the relief field's hills
+    terrain_roughness: float = 0.15         # m, half-normal std of a per-cell bump
     tilt_std: float = 0.3                   # deg, std of the body's pitch and roll per frame
     kerb_height: float = 0.25               # m, sidewalk surface above the road
     open_ground_label: int = TERRAIN        # label of unlabelled map ground; 255 drops it
@@ -85,11 +109,23 @@ class LidarConfig:
         if not 0 <= self.min_range < self.max_range:
             raise ValueError(f'need 0 <= min_range < max_range, got {self.min_range}, '
                              f'{self.max_range}')
-        if not (0 <= self.dropout < 1 and 0 <= self.vegetation_hit <= 1
-                and self.range_noise >= 0 and self.tilt_std >= 0):
-            raise ValueError(f'need dropout in [0, 1), vegetation_hit in [0, 1], range_noise >= 0 '
-                             f'and tilt_std >= 0; got {self.dropout}, {self.vegetation_hit}, '
-                             f'{self.range_noise}, {self.tilt_std}')
+        hit = np.atleast_1d(np.asarray(self.vegetation_hit, dtype=np.float64))
+        if not (0 <= self.dropout < 1 and hit.shape in ((1,), (2,)) and np.all((hit >= 0) & (hit <= 1))
+                and hit[0] <= hit[-1] and self.range_noise >= 0 and self.tilt_std >= 0):
+            raise ValueError(f'need dropout in [0, 1), vegetation_hit in [0, 1] (a number or a '
+                             f'(low, high) range), range_noise >= 0 and tilt_std >= 0; got '
+                             f'{self.dropout}, {self.vegetation_hit}, {self.range_noise}, '
+                             f'{self.tilt_std}')
+        if not (0 <= self.foliage_gaps < 1 and 0 <= self.leaf_gaps < 1 and self.crown_ragged >= 0
+                and self.leaf_size > 0):
+            raise ValueError(f'need foliage_gaps, leaf_gaps in [0, 1), crown_ragged >= 0 and '
+                             f'leaf_size > 0; got {self.foliage_gaps}, {self.leaf_gaps}, '
+                             f'{self.crown_ragged}, {self.leaf_size}')
+        if min(self.terrain_relief, self.terrain_roughness) < 0 or \
+                min(self.foliage_scale, self.relief_scale) <= 0:
+            raise ValueError(f'need terrain_relief, terrain_roughness >= 0 and foliage_scale, '
+                             f'relief_scale > 0; got {self.terrain_relief}, '
+                             f'{self.terrain_roughness}, {self.foliage_scale}, {self.relief_scale}')
 
     @property
     def num_rays(self) -> int:
@@ -260,7 +296,8 @@ class _Solids:
     (ego z, metres; low = -inf for objects on the ground, low > high for no object);
     ``labs`` ``(NX * NY, 2) uint8``: ground label (``open_ground_label`` where the map
     has none), object label; ``top`` ``(NX // COARSE + 1, NY // COARSE + 1) float64``:
-    the highest surface in each coarse block; ``top_all``: the highest of all.
+    the highest surface in each coarse block; ``top_all``: the highest of all;
+    ``veg_hit`` ``(NX * NY,) float32``: the chance a ray stops in the cell's vegetation.
     """
     origin: np.ndarray
     res: float
@@ -269,15 +306,61 @@ class _Solids:
     labs: np.ndarray
     top: np.ndarray
     top_all: float
+    veg_hit: np.ndarray
+
+
+def smooth_field(rng: np.random.Generator, shape: Tuple[int, int], scale: float) -> np.ndarray:
+    """``(NX, NY) float64`` in ``(0, 1)``, uniformly distributed per cell, smooth over
+    about ``scale`` cells: white noise blurred by a Gaussian of std ``scale / 2`` cells,
+    standardised and mapped through the normal CDF."""
+    f = ndimage.gaussian_filter(rng.standard_normal(shape), max(scale / 2.0, 1e-3), mode='wrap')
+    return special.ndtr((f - f.mean()) / max(float(f.std()), 1e-12))
+
+
+def leafy(p: np.ndarray, cfg: LidarConfig, world_seed: int) -> np.ndarray:
+    """``(n,) bool``: whether the ``cfg.leaf_size`` cube (global frame) holding each point
+    of ``p`` ``(n, 3)`` metres has leaves; a share ``cfg.leaf_gaps`` of the cubes has
+    none (a fixed hash of the cube index, ``cfg.seed`` and ``world_seed``)."""
+    k = np.floor(p / cfg.leaf_size).astype(np.int64).astype(np.uint64)     # (n, 3) cube index
+    h = (k[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ k[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
+         ^ k[:, 2] * np.uint64(0x165667B19E3779F9)
+         ^ np.uint64((cfg.seed * 1_000_003 + world_seed) % 2 ** 63))
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(29)
+    return (h >> np.uint64(11)).astype(np.float64) / 2.0 ** 53 >= cfg.leaf_gaps
 
 
 def _solids(world: SyntheticWorld, cfg: LidarConfig) -> _Solids:
     """Tables of the static map of ``world`` (ground surface, object intervals)."""
     smap, g0 = world.static, world.cfg.ground_z
-    obj = smap.label != NONE
-    h = g0 + np.where(smap.ground == SIDEWALK, cfg.kerb_height, 0.0)          # (NX, NY)
-    lo = np.where(obj, np.where(smap.z0 <= 0, -np.inf, g0 + smap.z0), np.inf)
-    hi = np.where(obj, g0 + smap.z1, -np.inf)
+    rng = np.random.default_rng([cfg.seed, world.seed, 2 ** 31])  # a stream of its own
+    cells = smap.res
+    open_ground = (smap.ground == NONE) | (smap.ground == TERRAIN)
+    relief = np.zeros(smap.ground.shape)
+    if cfg.terrain_relief > 0:
+        relief += cfg.terrain_relief * smooth_field(rng, relief.shape, cfg.relief_scale / cells) ** 2
+    if cfg.terrain_roughness > 0:
+        relief += cfg.terrain_roughness * np.abs(rng.standard_normal(relief.shape))
+    base = g0 + np.where(open_ground, relief, 0.0)                            # (NX, NY) ground top
+    label, z0, z1 = smap.label, smap.z0.astype(np.float64), smap.z1.astype(np.float64)
+    veg = label == VEGETATION
+    if veg.any() and cfg.foliage_gaps > 0:  # open patches in the crowns
+        gap = smooth_field(rng, label.shape, 0.8 / cells) < cfg.foliage_gaps
+        label = np.where(veg & gap, np.uint8(NONE), label)
+    if veg.any() and cfg.crown_ragged > 0:  # ragged tops and bottoms, never below 0.3 m
+        cut = cfg.crown_ragged * smooth_field(rng, label.shape, 1.2 / cells)
+        top = np.where(veg, np.maximum(z1 - cut, np.minimum(z1, 0.3)), z1)
+        z0 = np.where(veg & (z0 > 0), np.minimum(z0 + cfg.crown_ragged - cut, top), z0)
+        z1 = top
+    obj = label != NONE
+    h = base + np.where(smap.ground == SIDEWALK, cfg.kerb_height, 0.0)       # (NX, NY)
+    lo = np.where(obj, np.where(z0 <= 0, -np.inf, base + z0), np.inf)
+    hi = np.where(obj, base + z1, -np.inf)
+    hit = np.atleast_1d(np.asarray(cfg.vegetation_hit, dtype=np.float64))
+    veg_hit = np.full(h.shape, hit[0])
+    if hit[-1] > hit[0]:
+        veg_hit = hit[0] + (hit[-1] - hit[0]) * smooth_field(rng, h.shape, cfg.foliage_scale / cells)
     glab = np.where(smap.ground == NONE, cfg.open_ground_label, smap.ground).astype(np.uint8)
     surface = np.maximum(h, hi)                                               # (NX, NY)
     NX, NY = surface.shape
@@ -286,7 +369,8 @@ def _solids(world: SyntheticWorld, cfg: LidarConfig) -> _Solids:
     top = pad.reshape(pad.shape[0] // COARSE, COARSE, pad.shape[1] // COARSE, COARSE).max((1, 3))
     return _Solids(np.asarray(smap.origin, np.float64), float(smap.res), (NX, NY),
                    np.stack([h, lo, hi], -1).reshape(-1, 3),
-                   np.stack([glab, smap.label], -1).reshape(-1, 2), top, float(top.max()))
+                   np.stack([glab, label], -1).reshape(-1, 2), top, float(top.max()),
+                   veg_hit.astype(np.float32).reshape(-1))
 
 
 def _dda_start(o: np.ndarray, d: np.ndarray, t: np.ndarray, res: float):
@@ -384,7 +468,12 @@ def _cast_static(world: SyntheticWorld, o: np.ndarray, d: np.ndarray, t_max: np.
         hit_o = live & (labs[:, 1] != NONE) & (t_o <= np.minimum(t_ex, s_hi))
         porous = hit_o & (labs[:, 1] == VEGETATION)
         if porous.any():                                                      # foliage
-            hit_o[porous] = rng.random(int(porous.sum())) < cfg.vegetation_hit
+            pr = np.flatnonzero(porous)
+            stop = rng.random(len(pr)) < S.veg_hit[flat_id[pr]]
+            if cfg.leaf_gaps > 0:  # no leaves in this cube: the ray goes on
+                p = o + d[ray[pr]] * t_o[pr, None]                           # (n, 3) global
+                stop &= leafy(p, cfg, world.seed)
+            hit_o[pr] = stop
         t_g, t_o = np.where(hit_g, t_g, np.inf), np.where(hit_o, t_o, np.inf)
         hit = hit_g | hit_o
         t_out[ray[hit]] = np.minimum(t_g, t_o)[hit]

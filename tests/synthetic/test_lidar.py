@@ -5,7 +5,7 @@ import pytest
 from occwm.geometry import relative_se2, transform_points
 from occwm.synthetic.lidar import (LidarConfig, _cast_static, _solids, agent_boxes,
                                    lidar_to_ego, ray_directions, simulate_scan, simulate_scans)
-from occwm.synthetic.world import (BARRIER, CAR, MANMADE, NONE, PEDESTRIAN, ROAD, SIDEWALK,
+from occwm.synthetic.world import (BARRIER, CAR, MANMADE, NONE, PEDESTRIAN, ROAD, SIDEWALK, TERRAIN,
                                    VEGETATION, Agent, StaticMap, SyntheticSceneConfig,
                                    SyntheticWorld, build_world)
 
@@ -105,7 +105,7 @@ def test_labels_come_from_the_hit_geometry():
 def test_ray_casting_matches_a_fine_march():
     """The two-level DDA finds the same first hit as marching every 5 mm through a real
     synthetic world (ground, kerbs, buildings, trees), for 300 random rays."""
-    cfg = LidarConfig(vegetation_hit=1.0, range_noise=0.0, dropout=0.0)
+    cfg = LidarConfig(vegetation_hit=1.0, range_noise=0.0, dropout=0.0, leaf_gaps=0.0)
     w = build_world(3, 4)
     S = _solids(w, cfg)
     rng = np.random.default_rng(0)
@@ -155,7 +155,8 @@ def test_vegetation_is_porous():
     w = flat_world()
     w.static.box(12.0, 0.0, 0.0, 0.8, 8.0, VEGETATION, 0.0, 3.0)     # 4 cells deep
     solid = ego_points(simulate_scan(w, 0, LidarConfig(vegetation_hit=1.0, range_noise=0,
-                                                       dropout=0, tilt_std=0)))
+                                                       dropout=0, tilt_std=0, foliage_gaps=0, leaf_gaps=0,
+                                                       crown_ragged=0)))
     porous = simulate_scan(w, 0, CLEAN)
     p = ego_points(porous)
     veg = porous.labels == VEGETATION
@@ -246,3 +247,52 @@ def test_make_synthetic_lidar(tmp_path):
                               keys=('semantics', 'mask_lidar', 'mask_camera'))
             assert (lab['semantics'] == ROAD).any()
             assert np.all(lab['mask_camera'] <= lab['mask_lidar'])
+
+
+def test_relief_raises_open_ground_only_and_crowns_are_ragged():
+    """Terrain and open ground rise by at most terrain_relief + a bump; roads and
+    sidewalks stay flat; the foliage field spans the vegetation_hit range; a crown
+    keeps about 1 - foliage_gaps of its cells; the same seeds give the same tables."""
+    w = build_world(3, 4)
+    cfg = LidarConfig(terrain_relief=2.0, terrain_roughness=0.1)
+    S = _solids(w, cfg)
+    g0 = w.cfg.ground_z
+    ground = w.static.ground.reshape(-1)
+    rise = S.zs[:, 0] - g0
+    road = ground == ROAD
+    assert road.any() and np.allclose(rise[road], 0.0)
+    open_ = (ground == NONE) | (ground == TERRAIN)
+    assert rise[open_].max() > 1.0 and rise[open_].min() >= 0 and np.median(rise[open_]) < 1.0
+    assert rise[open_].max() <= 2.0 + 0.1 * 6
+    flat = _solids(w, LidarConfig(terrain_relief=0.0, terrain_roughness=0.0, foliage_gaps=0.0,
+                                  crown_ragged=0.0, vegetation_hit=0.35))
+    assert np.allclose(flat.zs[open_, 0], g0) and np.all(flat.veg_hit == np.float32(0.35))
+    veg = w.static.label.reshape(-1) == VEGETATION
+    kept = (S.labs[veg, 1] == VEGETATION).mean()
+    assert 0.55 < kept < 0.85                                            # 30 % gaps by default
+    assert S.veg_hit.min() >= 0.05 - 1e-6 and S.veg_hit.max() <= 0.5 + 1e-6
+    assert np.ptp(S.veg_hit) > 0.3                                       # dense and sparse crowns
+    again = _solids(w, cfg)
+    assert np.array_equal(again.zs, S.zs) and np.array_equal(again.labs, S.labs)
+
+
+def test_leaves_are_clumped_in_fixed_cubes():
+    """leafy: about 1 - leaf_gaps of the cubes hold leaves, the same cube always gives the
+    same answer (every point in it), another world seed other cubes."""
+    from occwm.synthetic.lidar import leafy
+    cfg = LidarConfig(leaf_gaps=0.5, leaf_size=0.4)
+    cubes = np.random.default_rng(0).integers(-500, 500, (20000, 3))
+    p = (cubes + 0.5) * 0.4
+    a = leafy(p, cfg, 7)
+    assert 0.48 < a.mean() < 0.52
+    jitter = np.random.default_rng(1).uniform(-0.19, 0.19, p.shape)
+    assert np.array_equal(leafy(p + jitter, cfg, 7), a)
+    assert 0.4 < (leafy(p, cfg, 8) == a).mean() < 0.6
+    assert leafy(p, LidarConfig(leaf_gaps=0.0), 7).all()
+
+
+def test_bad_lidar_settings_are_refused():
+    for bad in (dict(vegetation_hit=(0.6, 0.2)), dict(vegetation_hit=1.5), dict(foliage_gaps=1.0), dict(leaf_gaps=1.0), dict(leaf_size=0.0),
+                dict(terrain_relief=-1.0), dict(relief_scale=0.0)):
+        with pytest.raises(ValueError):
+            LidarConfig(**bad)
