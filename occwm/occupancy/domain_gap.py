@@ -9,6 +9,9 @@ Statistics are pooled over all frames of a set (summable counts, ``GapCounts``):
 * ``class_share``: share of the occupied voxels per class 0..16;
 * ``isolated``: share of the occupied voxels with no occupied voxel among their 26
   neighbours (outside the grid counts as free): scattered returns;
+* ``sparse``: per class the share of its voxels with at most ``SPARSE_MAX`` (4) occupied
+  voxels among their 26 neighbours: loose foliage, thin posts and rough ground against
+  solid surfaces (a voxel inside a flat layer has 8, in a solid block 26);
 * ``observed``: share of the voxels with ``mask_lidar == 1`` (NaN when no frame has it);
 * ``z``: per class the distribution over z index (``hist``, shares summing to 1), its
   ``mean`` z index and ``above_road``: the mean minus the set's most common
@@ -33,6 +36,7 @@ from occwm.grid import DEFAULT_GRID, OCC3D_CLASS_NAMES, OccGrid
 
 HEIGHT_CLASSES: Tuple[int, ...] = (11, 4, 15, 16)   # driveable_surface, car, manmade, vegetation
 ROAD = 11
+SPARSE_MAX = 4  # occupied 26-neighbours of a "sparse" voxel, at most
 
 
 @dataclass
@@ -43,7 +47,8 @@ class GapCounts:
     label 0..C-1 (C = 18 with free); ``isolated`` occupied voxels without an occupied
     26-neighbour; ``z_hist`` ``(C - 1, Z) int64`` voxels per class and z index;
     ``observed`` voxels with ``mask_lidar == 1`` and ``mask_voxels`` voxels of frames that
-    have a ``mask_lidar``.
+    have a ``mask_lidar``; ``sparse`` ``(C - 1,) int64`` voxels per class with at most
+    ``SPARSE_MAX`` occupied 26-neighbours.
     """
     num_classes: int = DEFAULT_GRID.num_classes
     num_z: int = DEFAULT_GRID.shape[2]
@@ -54,12 +59,15 @@ class GapCounts:
     mask_voxels: int = 0
     class_voxels: np.ndarray = field(default=None)
     z_hist: np.ndarray = field(default=None)
+    sparse: np.ndarray = field(default=None)
 
     def __post_init__(self):
         if self.class_voxels is None:
             self.class_voxels = np.zeros(self.num_classes, np.int64)
         if self.z_hist is None:
             self.z_hist = np.zeros((self.num_classes - 1, self.num_z), np.int64)
+        if self.sparse is None:
+            self.sparse = np.zeros(self.num_classes - 1, np.int64)
 
     def __add__(self, other: 'GapCounts') -> 'GapCounts':
         if (self.num_classes, self.num_z) != (other.num_classes, other.num_z):
@@ -68,7 +76,22 @@ class GapCounts:
         return GapCounts(self.num_classes, self.num_z, self.frames + other.frames,
                          self.voxels + other.voxels, self.isolated + other.isolated,
                          self.observed + other.observed, self.mask_voxels + other.mask_voxels,
-                         self.class_voxels + other.class_voxels, self.z_hist + other.z_hist)
+                         self.class_voxels + other.class_voxels, self.z_hist + other.z_hist,
+                         self.sparse + other.sparse)
+
+
+def occupied_neighbours(occupied: np.ndarray) -> np.ndarray:
+    """``(X, Y, Z) uint8``: how many of each voxel's 26 neighbours are occupied (voxels
+    outside the grid count as free).
+
+    Args:
+        occupied: ``(X, Y, Z) bool``.
+    """
+    from scipy import ndimage
+    occ = np.asarray(occupied, bool)
+    count = ndimage.convolve(occ.astype(np.uint8), np.ones((3, 3, 3), np.uint8),
+                             mode='constant', cval=0)                        # self + neighbours
+    return count - occ.astype(np.uint8)
 
 
 def isolated_voxels(occupied: np.ndarray) -> np.ndarray:
@@ -78,11 +101,7 @@ def isolated_voxels(occupied: np.ndarray) -> np.ndarray:
     Args:
         occupied: ``(X, Y, Z) bool``.
     """
-    from scipy import ndimage
-    occ = np.asarray(occupied, bool)
-    count = ndimage.convolve(occ.astype(np.uint8), np.ones((3, 3, 3), np.uint8),
-                             mode='constant', cval=0)                        # self + neighbours
-    return occ & (count == 1)
+    return np.asarray(occupied, bool) & (occupied_neighbours(occupied) == 0)
 
 
 def frame_counts(semantics: np.ndarray, grid: OccGrid = DEFAULT_GRID,
@@ -105,17 +124,19 @@ def frame_counts(semantics: np.ndarray, grid: OccGrid = DEFAULT_GRID,
         raise ValueError(f'labels must be 0..{grid.free_label}, got {int(sem.max())}')
     C, Z = grid.num_classes, grid.shape[2]
     occupied = sem != grid.free_label
-    iso = isolated_voxels(occupied)
+    nb = occupied_neighbours(occupied)
+    iso = occupied & (nb == 0)
     keep = np.ones(sem.shape, bool) if mask is None else np.asarray(mask).astype(bool)
     if keep.shape != sem.shape:
         raise ValueError(f'mask shape {keep.shape} != grid shape {grid.shape}')
     labels = sem[keep].astype(np.int64)
     z = np.nonzero(keep)[2]
     occ = labels != grid.free_label
+    sparse = np.bincount(labels[occ & (nb[keep] <= SPARSE_MAX)], minlength=C - 1)[:C - 1]
     z_hist = np.bincount(labels[occ] * Z + z[occ], minlength=(C - 1) * Z).reshape(C - 1, Z)
     out = GapCounts(C, Z, frames=1, voxels=int(keep.sum()), isolated=int((iso & keep).sum()),
                     class_voxels=np.bincount(labels, minlength=C).astype(np.int64),
-                    z_hist=z_hist.astype(np.int64))
+                    z_hist=z_hist.astype(np.int64), sparse=sparse.astype(np.int64))
     if mask_lidar is not None:
         out.observed = int((np.asarray(mask_lidar).astype(bool) & keep).sum())
         out.mask_voxels = out.voxels
@@ -129,7 +150,8 @@ def gap_stats(counts: GapCounts, class_names: Sequence[str] = OCC3D_CLASS_NAMES,
     Returns:
         dict: ``frames``; ``nonfree``, ``isolated``, ``observed`` floats in [0, 1] (NaN
         when undefined); ``class_share`` ``{class name: share of the occupied voxels}``
-        (classes 0..C-2); ``z`` ``{class name: {'hist': (Z,) float64 shares, 'mean',
+        (classes 0..C-2); ``sparse`` ``{class name: share of its voxels with at most
+        SPARSE_MAX occupied neighbours}`` (NaN for an absent class); ``z`` ``{class name: {'hist': (Z,) float64 shares, 'mean',
         'above_road'}}`` for ``height_classes`` (NaN / zeros for an absent class);
         ``road_z``: the most common driveable-surface z index (-1 without road).
     """
@@ -152,6 +174,8 @@ def gap_stats(counts: GapCounts, class_names: Sequence[str] = OCC3D_CLASS_NAMES,
                 observed=counts.observed / counts.mask_voxels if counts.mask_voxels else nan,
                 class_share={class_names[c]: (float(counts.class_voxels[c] / occupied)
                                               if occupied else nan) for c in range(C - 1)},
+                sparse={class_names[c]: (float(counts.sparse[c] / counts.class_voxels[c])
+                                         if counts.class_voxels[c] else nan) for c in range(C - 1)},
                 z=heights, road_z=road_z)
 
 
@@ -251,6 +275,11 @@ def format_gap_table(stats: Mapping[str, dict], min_share: float = 0.0) -> str:
         shares = [stats[n]['class_share'][c] for n in names]
         if any(s == s and s > min_share for s in shares):
             row(f'  {c}', [_pct(s) for s in shares])
+    rows.append(f'sparse (<= {SPARSE_MAX} of 26 neighbours occupied) % of the class')
+    for c in classes:
+        shares = [stats[n]['class_share'][c] for n in names]
+        if any(s == s and s > max(min_share, 0.01) for s in shares):
+            row(f'  {c}', [_pct(stats[n]['sparse'][c], 1) for n in names])
     for c in (next(iter(stats.values()))['z'] if stats else {}):
         rows.append(f'{c}: z index')
         row('  mean', [f"{stats[n]['z'][c]['mean']:.2f}" for n in names])

@@ -7,7 +7,8 @@ import pytest
 
 from occwm.grid import OccGrid
 from occwm.occupancy.domain_gap import (GapCounts, format_gap_table, frame_counts, gap_stats,
-                                        isolated_voxels, label_files, set_counts)
+                                        isolated_voxels, label_files, occupied_neighbours,
+                                        set_counts)
 
 GRID = OccGrid((0.0, 0.0, 0.0, 2.0, 2.0, 1.2), 0.4)          # (5, 5, 3), free = 17
 FREE = GRID.free_label
@@ -31,6 +32,21 @@ def test_isolated_voxels():
     one = np.zeros((3, 3, 3), bool)
     one[1, 1, 1] = True
     assert isolated_voxels(one).sum() == 1
+
+
+def test_sparse_share_per_class():
+    """A 3 x 3 road layer: its 4 corners have 3 occupied neighbours (sparse), its edge
+    middles 5 and its centre 8; a 3-voxel post: 1, 2, 1 (all sparse)."""
+    sem = np.full(GRID.shape, FREE, np.uint8)
+    sem[:3, :3, 0] = ROAD
+    sem[4, 4, :] = MANMADE
+    nb = occupied_neighbours(sem != FREE)
+    assert nb[0, 0, 0] == 3 and nb[1, 0, 0] == 5 and nb[1, 1, 0] == 8
+    assert nb[4, 4].tolist() == [1, 2, 1] and nb[1, 1, 1] == 9   # a free voxel above the layer
+    s = gap_stats(frame_counts(sem, GRID))
+    assert math.isclose(s['sparse']['driveable_surface'], 4 / 9)
+    assert s['sparse']['manmade'] == 1.0 and math.isnan(s['sparse']['car'])
+    assert 'sparse (<= 4 of 26 neighbours occupied)' in format_gap_table({'a': s})
 
 
 def test_hand_computed_statistics():
