@@ -37,8 +37,9 @@ World geometry (all heights in metres above the road surface, which lies at
   ``leaf_gaps`` of its ``leaf_size`` m cubes (global frame, a hash of the cube and the
   world's seed) hold none, and a ray crossing such a cube goes on;
 * relief: cells of open ground and ``TERRAIN`` (not roads, sidewalks or other flat
-  ground) are raised by a smooth random field of up to ``terrain_relief`` metres
-  (``relief_scale`` m across, skewed towards low ground: the field squared) plus a
+  ground) are raised by a smooth random field of up to an amplitude drawn per scene
+  from ``[0, terrain_relief]`` metres (``relief_scale`` m across, skewed towards low
+  ground: the field squared) plus a
   per-cell bump of ``terrain_roughness`` m (half-normal std): embankments and rough
   verges;
 * agents: oriented boxes standing on the ground under their centre; a car is a body
@@ -90,11 +91,11 @@ class LidarConfig:
     # drawn per cell from a smooth random field (dense and sparse crowns)
     vegetation_hit: Union[float, Tuple[float, float]] = (0.05, 0.5)
     foliage_scale: float = 4.0              # m, size of the vegetation_hit field's patches
-    foliage_gaps: float = 0.3               # share of a crown's area left open
+    foliage_gaps: float = 0.2               # share of a crown's area left open
     crown_ragged: float = 1.0               # m, most a crown cell's top / bottom is cut by
-    leaf_gaps: float = 0.5                  # share of a crown's leaf_size cubes without leaves
+    leaf_gaps: float = 0.35                 # share of a crown's leaf_size cubes without leaves
     leaf_size: float = 0.4                  # m, edge of those cubes
-    terrain_relief: float = 2.5             # m, highest rise of open ground / terrain
+    terrain_relief: float = 2.5             # m, largest per-scene rise of open ground / terrain
     relief_scale: float = 8.0               # m, size of the relief field's hills
     terrain_roughness: float = 0.15         # m, half-normal std of a per-cell bump
     tilt_std: float = 0.3                   # deg, std of the body's pitch and roll per frame
@@ -339,7 +340,8 @@ def _solids(world: SyntheticWorld, cfg: LidarConfig) -> _Solids:
     open_ground = (smap.ground == NONE) | (smap.ground == TERRAIN)
     relief = np.zeros(smap.ground.shape)
     if cfg.terrain_relief > 0:
-        relief += cfg.terrain_relief * smooth_field(rng, relief.shape, cfg.relief_scale / cells) ** 2
+        amplitude = cfg.terrain_relief * rng.random()  # per scene: flat verges to embankments
+        relief += amplitude * smooth_field(rng, relief.shape, cfg.relief_scale / cells) ** 2
     if cfg.terrain_roughness > 0:
         relief += cfg.terrain_roughness * np.abs(rng.standard_normal(relief.shape))
     base = g0 + np.where(open_ground, relief, 0.0)                            # (NX, NY) ground top
