@@ -84,6 +84,10 @@ class LidarOccupancy:
         return sem, lidar, (lidar.astype(bool) & near[..., None]).astype(np.uint8)
 
 
+# --rough-foliage: the LidarConfig settings of docs/domain_gap.md ("Relief and foliage")
+ROUGH_FOLIAGE = dict(vegetation_hit=(0.05, 0.5), foliage_gaps=0.2, crown_ragged=1.0, leaf_gaps=0.35)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('out_dir', help='data root to write (e.g. data/synthetic)')
@@ -116,6 +120,13 @@ def parse_args(argv=None):
                      help='std of the range noise, metres (default 0.02)')
     lid.add_argument('--tilt-std', type=float, default=0.3,
                      help="std of the body's pitch and roll per frame, degrees (default 0.3)")
+    lid.add_argument('--terrain-relief', type=float, default=0.0, metavar='M',
+                     help='open ground and terrain rise by up to M metres per scene (smooth '
+                          'hills, 0.15 m bumps); default 0: flat (docs/domain_gap.md)')
+    lid.add_argument('--rough-foliage', action='store_true',
+                     help='foliage of varying density (stop chance 0.05-0.5 a cell), crowns '
+                          'with open patches, ragged edges and leafless cubes '
+                          '(docs/domain_gap.md); default: solid crowns, stop chance 0.35')
     lid.add_argument('--lidar-seed', type=int, default=0, help='noise seed (default 0)')
     lid.add_argument('--keep-scans', action='store_true',
                      help='keep the simulated sweeps under OUT_DIR/lidar/<scene>/ (frame format)')
@@ -145,7 +156,10 @@ def main(argv=None) -> int:
         try:
             lidar_cfg = LidarConfig(num_beams=args.beams, azimuth_steps=args.azimuth_steps,
                                     dropout=args.dropout, range_noise=args.range_noise,
-                                    tilt_std=args.tilt_std, seed=args.lidar_seed)
+                                    tilt_std=args.tilt_std, seed=args.lidar_seed,
+                                    terrain_relief=args.terrain_relief,
+                                    terrain_roughness=0.15 if args.terrain_relief > 0 else 0.0,
+                                    **(ROUGH_FOLIAGE if args.rough_foliage else {}))
         except ValueError as e:
             print(f'error: bad LiDAR settings: {e}', file=sys.stderr)
             return 2

@@ -41,7 +41,11 @@ World geometry (all heights in metres above the road surface, which lies at
   from ``[0, terrain_relief]`` metres (``relief_scale`` m across, skewed towards low
   ground: the field squared) plus a
   per-cell bump of ``terrain_roughness`` m (half-normal std): embankments and rough
-  verges;
+  verges. Relief and the foliage roughness above are off by default (flat open ground,
+  whole crowns, ``vegetation_hit`` 0.35): with them on (``tools/make_synthetic.py
+  --terrain-relief 2.5 --rough-foliage``) the height and sparseness statistics moved
+  towards real LiDAR occupancy, but a tokenizer trained on them reconstructed the real
+  sequences no better (``docs/domain_gap.md``, "Relief and foliage");
 * agents: oriented boxes standing on the ground under their centre; a car is a body
   (the lower 55 % of its height, full footprint) plus a cabin (x in [-0.35, 0.2] of
   its length, full height), as ``occwm.synthetic.scenes.render_occupancy`` draws it.
@@ -89,15 +93,15 @@ class LidarConfig:
     dropout: float = 0.03                   # share of returns dropped at random
     # chance a ray stops in a vegetation cell it crosses: a number, or a (low, high) range
     # drawn per cell from a smooth random field (dense and sparse crowns)
-    vegetation_hit: Union[float, Tuple[float, float]] = (0.05, 0.5)
+    vegetation_hit: Union[float, Tuple[float, float]] = 0.35
     foliage_scale: float = 4.0              # m, size of the vegetation_hit field's patches
-    foliage_gaps: float = 0.2               # share of a crown's area left open
-    crown_ragged: float = 1.0               # m, most a crown cell's top / bottom is cut by
-    leaf_gaps: float = 0.35                 # share of a crown's leaf_size cubes without leaves
+    foliage_gaps: float = 0.0               # share of a crown's area left open
+    crown_ragged: float = 0.0               # m, most a crown cell's top / bottom is cut by
+    leaf_gaps: float = 0.0                  # share of a crown's leaf_size cubes without leaves
     leaf_size: float = 0.4                  # m, edge of those cubes
-    terrain_relief: float = 2.5             # m, largest per-scene rise of open ground / terrain
+    terrain_relief: float = 0.0             # m, largest per-scene rise of open ground / terrain
     relief_scale: float = 8.0               # m, size of the relief field's hills
-    terrain_roughness: float = 0.15         # m, half-normal std of a per-cell bump
+    terrain_roughness: float = 0.0          # m, half-normal std of a per-cell bump
     tilt_std: float = 0.3                   # deg, std of the body's pitch and roll per frame
     kerb_height: float = 0.25               # m, sidewalk surface above the road
     open_ground_label: int = TERRAIN        # label of unlabelled map ground; 255 drops it
@@ -298,7 +302,7 @@ class _Solids:
     ``labs`` ``(NX * NY, 2) uint8``: ground label (``open_ground_label`` where the map
     has none), object label; ``top`` ``(NX // COARSE + 1, NY // COARSE + 1) float64``:
     the highest surface in each coarse block; ``top_all``: the highest of all;
-    ``veg_hit`` ``(NX * NY,) float32``: the chance a ray stops in the cell's vegetation.
+    ``veg_hit`` ``(NX * NY,) float64``: the chance a ray stops in the cell's vegetation.
     """
     origin: np.ndarray
     res: float
@@ -372,7 +376,7 @@ def _solids(world: SyntheticWorld, cfg: LidarConfig) -> _Solids:
     return _Solids(np.asarray(smap.origin, np.float64), float(smap.res), (NX, NY),
                    np.stack([h, lo, hi], -1).reshape(-1, 3),
                    np.stack([glab, label], -1).reshape(-1, 2), top, float(top.max()),
-                   veg_hit.astype(np.float32).reshape(-1))
+                   veg_hit.reshape(-1))
 
 
 def _dda_start(o: np.ndarray, d: np.ndarray, t: np.ndarray, res: float):

@@ -252,9 +252,11 @@ def test_make_synthetic_lidar(tmp_path):
 def test_relief_raises_open_ground_only_and_crowns_are_ragged():
     """Terrain and open ground rise by at most terrain_relief + a bump; roads and
     sidewalks stay flat; the foliage field spans the vegetation_hit range; a crown
-    keeps about 1 - foliage_gaps of its cells; the same seeds give the same tables."""
+    keeps about 1 - foliage_gaps of its cells; the same seeds give the same tables; the
+    defaults leave the world as it is (flat open ground, whole crowns, one density)."""
     w = build_world(3, 4)
-    cfg = LidarConfig(terrain_relief=2.0, terrain_roughness=0.1)
+    cfg = LidarConfig(terrain_relief=2.0, terrain_roughness=0.1, vegetation_hit=(0.05, 0.5),
+                      foliage_gaps=0.2, crown_ragged=1.0)
     S = _solids(w, cfg)
     g0 = w.cfg.ground_z
     ground = w.static.ground.reshape(-1)
@@ -264,9 +266,9 @@ def test_relief_raises_open_ground_only_and_crowns_are_ragged():
     open_ = (ground == NONE) | (ground == TERRAIN)
     assert rise[open_].max() > 1.0 and rise[open_].min() >= 0 and np.median(rise[open_]) < 1.0
     assert rise[open_].max() <= 2.0 + 0.1 * 6
-    flat = _solids(w, LidarConfig(terrain_relief=0.0, terrain_roughness=0.0, foliage_gaps=0.0,
-                                  crown_ragged=0.0, vegetation_hit=0.35))
-    assert np.allclose(flat.zs[open_, 0], g0) and np.all(flat.veg_hit == np.float32(0.35))
+    flat = _solids(w, LidarConfig())
+    assert np.array_equal(flat.zs[open_, 0], np.full(open_.sum(), g0))
+    assert np.all(flat.veg_hit == 0.35) and np.array_equal(flat.labs[:, 1], w.static.label.reshape(-1))
     veg = w.static.label.reshape(-1) == VEGETATION
     kept = (S.labs[veg, 1] == VEGETATION).mean()
     assert 0.65 < kept < 0.95                                            # 20 % gaps by default
