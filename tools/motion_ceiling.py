@@ -78,10 +78,8 @@ def main(argv=None) -> int:
     T_f = max(args.horizons)
     counts = {m: {h: OccCounts.zeros() for h in args.horizons} for m in ('warp', 'tracker', 'oracle')}
     n_windows = 0
-    try:
-        load_window(args.data_root, args.infos, 0, args.num_past, T_f)
-        starts = range(0, 10 ** 9, args.stride)
-        for idx in tqdm(starts, disable=args.no_progress, desc='windows'):
+    try:  # windows until the set has no more (a missing set fails on the first)
+        for idx in tqdm(range(0, 10 ** 9, args.stride), disable=args.no_progress, desc='windows'):
             try:
                 w = load_window(args.data_root, args.infos, idx, args.num_past, T_f)
             except IndexError:
@@ -103,15 +101,14 @@ def main(argv=None) -> int:
     except (SetupError, OSError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    classes = [c for c in DYNAMIC_CLASSES]
     print(f'{n_windows} windows of {os.path.basename(args.infos)}; class IoU (%) per horizon')
-    head = 'method   horizon  ' + ' '.join(f'{OCC3D_CLASS_NAMES[c][:10]:>10s}' for c in classes)
+    head = 'method   horizon  ' + ' '.join(f'{OCC3D_CLASS_NAMES[c][:10]:>10s}' for c in DYNAMIC_CLASSES)
     print(head)
     for m in counts:
         for h in args.horizons:
             ious = counts[m][h].class_ious()
             cells = ' '.join(f'{100 * ious[c]:10.1f}' if np.isfinite(ious[c]) else f'{"-":>10s}'
-                             for c in classes)
+                             for c in DYNAMIC_CLASSES)
             print(f'{m:8s} {h * FRAME_DT:5.1f} s  {cells}')
     return 0
 

@@ -547,7 +547,7 @@ class OccForecaster(BaseModel):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def trust_threshold(self) -> Optional[float]:
-        """The geometric IoU under which a window is forecast by the warp baseline
+        """The geometric IoU under which a window is forecast by :meth:`untrusted_forecast`
         (``trust_min_iou``; ``'auto'``: ``trust_ratio`` x the lowest calibration IoU,
         ``None`` before any training step has calibrated it)."""
         if self.trust_min_iou != 'auto':

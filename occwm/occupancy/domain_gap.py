@@ -151,8 +151,9 @@ def gap_stats(counts: GapCounts, class_names: Sequence[str] = OCC3D_CLASS_NAMES,
         dict: ``frames``; ``nonfree``, ``isolated``, ``observed`` floats in [0, 1] (NaN
         when undefined); ``class_share`` ``{class name: share of the occupied voxels}``
         (classes 0..C-2); ``sparse`` ``{class name: share of its voxels with at most
-        SPARSE_MAX occupied neighbours}`` (NaN for an absent class); ``z`` ``{class name: {'hist': (Z,) float64 shares, 'mean',
-        'above_road'}}`` for ``height_classes`` (NaN / zeros for an absent class);
+        SPARSE_MAX occupied neighbours}`` (NaN for an absent class); ``z`` ``{class
+        name: {'hist': (Z,) float64 shares, 'mean', 'above_road'}}`` for
+        ``height_classes`` (NaN / zeros for an absent class);
         ``road_z``: the most common driveable-surface z index (-1 without road).
     """
     C = counts.num_classes
