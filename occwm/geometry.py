@@ -248,6 +248,99 @@ def wrap_angle(a):
     return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
 
 
+class PathFrame:
+    """Frenet coordinates along a planar path: arc length ``s`` and lateral offset ``d``
+    (metres, left of the heading positive), e.g. along the ego's past and future poses.
+
+    The path is the polyline through the poses' positions, continued ``extend`` metres
+    beyond each end along a circle of the curvature that end shows (yaw change over the
+    arc length of its last two steps, clipped to ``max_curvature``; straight where the
+    end moves less than 3 m), sampled every metre. Its heading at a vertex is the mean of
+    the headings of the two chords there, linear in ``s`` between vertices, so points
+    beside a curve move smoothly. A point ``(s, d)`` is ``c(s) + d n(s)``, ``c`` the
+    path and ``n`` its left normal (the Frenet frame of lane-following motion models,
+    e.g. Werling et al., "Optimal trajectory generation for dynamic street scenarios in
+    a Frenét frame", ICRA 2010).
+
+    Args:
+        poses: ``(N, 3)`` planar poses (x m, y m, yaw rad) in path order, ``N >= 1``.
+        extend: metres.
+        max_curvature: 1/m.
+
+    Attributes:
+        known: ``(s_lo, s_hi)`` metres, the part between the first and last pose.
+    """
+
+    def __init__(self, poses, extend: float = 100.0, max_curvature: float = 0.02):
+        poses = np.asarray(poses, np.float64).reshape(-1, 3)
+        xy = poses[:, :2]
+        seg_len = np.linalg.norm(np.diff(xy, axis=0), axis=1)  # (N - 1,)
+
+        def end_curvature(i: int, j: int) -> float:  # over the steps between poses i < j
+            ds = float(seg_len[i:j].sum())
+            if ds < 3.0:
+                return 0.0
+            k = float(wrap_angle(poses[j, 2] - poses[i, 2])) / ds
+            return float(np.clip(k, -max_curvature, max_curvature))
+
+        def arc(p, yaw, k, sign):  # (M, 2) points 1 m apart along a circle from p
+            u = sign * np.arange(1.0, extend + 1.0)
+            if abs(k) < 1e-9:
+                return p + np.outer(u, [np.cos(yaw), np.sin(yaw)])
+            h = yaw + k * u
+            return p + np.stack([np.sin(h) - np.sin(yaw), np.cos(yaw) - np.cos(h)], 1) / k
+
+        N = len(poses)
+        k0 = end_curvature(0, min(2, N - 1)) if N > 1 else 0.0
+        k1 = end_curvature(max(N - 3, 0), N - 1) if N > 1 else 0.0
+        pts = np.concatenate([arc(xy[0], poses[0, 2], k0, -1.0)[::-1], xy,
+                              arc(xy[-1], poses[-1, 2], k1, 1.0)])
+        d = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+        keep = np.concatenate([[True], d > 1e-6])  # drop repeated points (a standing ego)
+        self.points = pts[keep]  # (M, 2) vertices
+        seg = np.diff(self.points, axis=0)
+        self.seg_len = np.linalg.norm(seg, axis=1)  # (M - 1,)
+        self.tangent = seg / self.seg_len[:, None]  # (M - 1, 2) chord directions
+        self.s = np.concatenate([[0.0], np.cumsum(self.seg_len)])  # (M,)
+        chord = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))  # (M - 1,)
+        self.vertex_heading = np.concatenate([chord[:1], 0.5 * (chord[1:] + chord[:-1]),
+                                              chord[-1:]])  # (M,)
+        self.known = (float(extend), float(self.s[-1] - extend))
+
+    def heading(self, s) -> np.ndarray:
+        """Path heading (rad, unwrapped) at arc lengths ``s`` ``(...)``."""
+        return np.interp(s, self.s, self.vertex_heading)
+
+    def project(self, xy) -> Tuple[float, float, float]:
+        """``(s, d, heading)`` of the point ``xy`` ``(2,)`` metres: its foot on the nearest
+        of the two chords beside the nearest vertex, and the path heading (rad) there."""
+        xy = np.asarray(xy, np.float64)
+        v = int(np.argmin(np.linalg.norm(self.points - xy, axis=1)))
+        best = None
+        for i in (v - 1, v):
+            if 0 <= i < len(self.tangent):
+                r = xy - self.points[i]
+                f = float(np.clip(r @ self.tangent[i], 0.0, self.seg_len[i]))
+                dist = float(np.linalg.norm(r - f * self.tangent[i]))
+                if best is None or dist < best[0]:
+                    best = (dist, float(self.s[i] + f))
+        s = best[1]
+        h = float(self.heading(s))
+        c, _ = self.at(np.array(s))
+        r = xy - c
+        return s, float(np.cos(h) * r[1] - np.sin(h) * r[0]), h
+
+    def at(self, s, d=0.0) -> Tuple[np.ndarray, np.ndarray]:
+        """Points ``(..., 2)`` metres and path headings ``(...)`` rad at arc lengths ``s``
+        ``(...)`` and lateral offsets ``d`` (clipped to the path's ends)."""
+        s = np.clip(np.asarray(s, np.float64), 0.0, self.s[-1])
+        i = np.clip(np.searchsorted(self.s, s, side='right') - 1, 0, len(self.tangent) - 1)
+        c = self.points[i] + (s - self.s[i])[..., None] * self.tangent[i]
+        h = self.heading(s)
+        n = np.stack([-np.sin(h), np.cos(h)], -1)
+        return c + np.asarray(d, np.float64)[..., None] * n, h
+
+
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply ``(4, 4)`` ``T`` to the x, y, z columns of ``(N, 3+)`` points; other columns are kept."""
     out = np.array(points, dtype=np.float64, copy=True)

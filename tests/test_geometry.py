@@ -157,3 +157,23 @@ def test_timestamp_unit_mistake_message_and_edge_cases():
     assert 'not a driving sequence' in timestamp_unit_mistake([0.0, 12.0, 24.0], 's')
     assert 'probably in ms' in timestamp_unit_mistake([0.0, 60.0, 120.0], 's')  # 16 Hz in ms
     assert timestamp_unit_mistake([0.0, 0.05, 0.1], 's') is None        # a 20 Hz LiDAR
+
+
+def test_path_frame_straight_and_circular_by_hand():
+    from occwm.geometry import PathFrame
+    x = np.arange(0.0, 21.0)
+    path = PathFrame(np.stack([x, np.zeros_like(x), np.zeros_like(x)], 1))
+    assert path.known == (100.0, 120.0)  # 100 m continued before the first pose
+    s, d, h = path.project([5.0, 2.0])
+    assert (s, d, h) == (105.0, 2.0, 0.0)
+    p, hd = path.at(np.array([135.0]), -1.0)  # 15 m beyond the last pose, straight on
+    np.testing.assert_allclose(p, [[35.0, -1.0]])
+    # poses on a circle of radius 50 m (curvature 0.02 / m, the clip): continued along it
+    a = np.linspace(0.0, 0.6, 13)
+    path = PathFrame(np.stack([50 * np.sin(a), 50 * (1 - np.cos(a)), a], 1))
+    p, hd = path.at(np.array([path.known[1] + 20.0]))  # arc angle 0.6 + 20 / 50
+    np.testing.assert_allclose(p[0], [50 * np.sin(1.0), 50 * (1 - np.cos(1.0))], atol=2e-3)
+    assert abs(hd[0] - 1.0) < 0.02
+    # a standing ego (repeated poses) is a straight path along its heading
+    path = PathFrame(np.zeros((4, 3)))
+    assert path.project([3.0, -2.0])[:2] == pytest.approx((103.0, -2.0))

@@ -73,9 +73,47 @@ def test_no_moving_agent_is_the_warp_baseline():
 def test_inconsistent_or_new_agents_stay():
     frames, poses = scene(5, car_x0=4, car_dx=2)
     jerky = frames.copy()
-    jerky[2] = frames[0]  # displacements 2 then 6 voxels (0.8 m, 2.4 m): not constant
-    assert track_agents(jerky, poses, GRID) == []
+    jerky[2] = frames[0]  # displacements 2, 6, -2 voxels (newest first): not constant
+    # a motor vehicle moves at the newest displacements that agree (here the newest)
+    agents = track_agents(jerky, poses, GRID)
+    assert len(agents) == 1 and agents[0].accel is None
+    np.testing.assert_allclose(agents[0].shift, [2.0, 0.0])
+    assert track_agents(jerky, poses, GRID, accel_classes=()) == []  # any other class stays
     assert track_agents(frames[-2:], poses[-2:], GRID) == []  # two frames: no velocity
+
+
+def car_at(xs):
+    """``(T, X, Y, Z)`` frames of a static ego with one car (4 x 2 cells) at ``xs``."""
+    frames, poses = scene(len(xs), car_x0=0, car_dx=0, parked=False)
+    frames[frames == CAR] = FREE
+    for t, x in enumerate(xs):
+        frames[t, x:x + 4, 10:12, 1:3] = CAR
+    return frames, poses
+
+
+def test_a_motor_vehicle_keeps_part_of_its_acceleration_and_stops_rather_than_reverse():
+    # displacements 1, 2, 3, 4 voxels (oldest first); the last 4 frames (history) hold
+    # 2, 3, 4: shift 3 (their mean), accel 0.7 * (4 - 2) / 2 = 0.7 voxels per frame²
+    (car,) = track_agents(*car_at([4, 5, 7, 10, 14]), GRID)
+    np.testing.assert_allclose(car.shift, [3.0, 0.0])
+    np.testing.assert_allclose(car.accel, [0.7, 0.0])
+    np.testing.assert_allclose(car.offset(2)[0], [3.7 + 4.4, 0.0])  # 3 + 0.7 k, k = 1, 2
+    # slowing down 4, 3, 2, 1: 2 - 0.7 k = 1.3, 0.6, then stopped (not -0.1, -0.8, ...)
+    (car,) = track_agents(*car_at([4, 8, 11, 13, 14]), GRID)
+    np.testing.assert_allclose(car.accel, [-0.7, 0.0])
+    np.testing.assert_allclose(car.offset(5)[0], [1.9, 0.0])
+    (car,) = track_agents(*car_at([4, 5, 7, 10, 14]), GRID, accel_gain=0.0)
+    assert car.accel is None and car.offset(2)[0][0] == 6.0  # constant velocity
+
+
+def test_pedestrians_are_tracked_through_more_frames():
+    frames, poses = car_at([4, 5, 6, 7, 9])  # the last displacement 2: mean 1.25 over 4
+    frames[frames == CAR] = PED
+    (ped,) = track_agents(frames, poses, GRID)
+    np.testing.assert_allclose(ped.shift, [1.25, 0.0])
+    (ped,) = track_agents(frames, poses, GRID, slow_history=4)  # 3 displacements: 4/3
+    np.testing.assert_allclose(ped.shift, [4 / 3, 0.0])
+    assert ped.accel is None  # not a motor vehicle
 
 
 def test_agents_are_lifted_before_pasting():
@@ -119,3 +157,29 @@ def test_unseen_columns_continue_the_ground_bands_only():
         np.testing.assert_array_equal(filled[k][valid[k]], plain[k][valid[k]])
         assert (plain[k][new] == FREE).all()
         assert (filled[k][new][:, 0] == ROAD).all() and (filled[k][new][:, 1:] == FREE).all()
+
+
+def test_agents_follow_a_curved_ego_path_and_others_move_as_tracked():
+    from occwm.motion import MovingAgent, follow_path
+    # the ego drives a circle of radius 40 m (left turn), 2 m a frame, present at the origin
+    R, k = 40.0, np.arange(-4, 7)
+    ang = 2.0 * k / R
+    traj = np.stack([R * np.sin(ang), R * (1 - np.cos(ang)), ang], 1)  # (11, 3)
+    grid = OccGrid(point_cloud_range=(-40.0, -40.0, -1.0, 40.0, 40.0, 5.4), voxel_size=0.4)
+    # a car 3.2 m right of the ego's path (cell 100 is x = 0.2 m), 1 m a frame along it
+    foot = np.argwhere(np.ones((4, 2), bool)) + [98, 91]  # (8, 2) cells
+    car = MovingAgent(label=CAR, footprint=foot, shift=np.array([2.5, 0.0]),
+                      center=foot.mean(0))
+    across = MovingAgent(label=CAR, footprint=foot + [0, 20], shift=np.array([0.0, 2.5]),
+                         center=foot.mean(0) + [0, 20])
+    moved, other = follow_path([car, across], traj, 6, grid)
+    assert other.path is None and car.path is None and moved.path.shape == (6, 3)
+    # after k frames it is k metres along the circle of radius 40 + 3.2 (its lateral offset
+    # kept): arc angle k / 40, the ego's heading there
+    c = grid.xy_range[:2] + (car.center + 0.5) * 0.4
+    r = R + (-c[1])
+    for step in (1, 6):
+        th = step / R
+        want = np.array([r * np.sin(th), R - r * np.cos(th)])
+        np.testing.assert_allclose(c + moved.offset(step)[0] * 0.4, want, atol=0.02)
+        assert abs(moved.offset(step)[1] - th) < 1e-3

@@ -7,12 +7,14 @@ for three forecasts, all built by ``occwm.motion.motion_warp`` (the present warp
 the future ego frame, tracked agents lifted out and pasted moved on):
 
 * ``warp``: no agent moved (the warp baseline);
-* ``tracker``: the agents ``occwm.motion.track_agents`` finds, moved at the velocity
-  the past shows (what the forecaster's base holds);
+* ``tracker``: the agents ``occwm.motion.track_agents`` finds, moved as the past
+  shows and along the ego's path (``occwm.motion.follow_path``; what the forecaster's
+  base holds);
 * ``oracle``: the same agents, each moved by the displacement that overlaps its
   present footprint most with the *recorded future* at that horizon
   (``occwm.motion.block_shift`` against the ground truth warped back into the present
-  frame, searched within 15 voxels of the tracker's guess). No forecast can place the
+  frame, searched within 15 voxels of the tracker's guess; a rigid shift without
+  turning). No forecast can place the
   tracked agents rigidly better; what stays missing is agents the tracker does not
   find, agents entering the grid and footprints that change shape.
 
@@ -32,7 +34,7 @@ from tqdm import tqdm
 from occwm.evaluation.functional import OccCounts, confusion_counts
 from occwm.geometry import FRAME_DT, relative_se2
 from occwm.grid import DEFAULT_GRID, DYNAMIC_CLASSES, OCC3D_CLASS_NAMES
-from occwm.motion import block_shift, motion_warp, track_agents
+from occwm.motion import block_shift, follow_path, motion_warp, track_agents
 from occwm.warp import warp_planar
 
 SEARCH = 15  # voxels around the tracker's guess where the oracle looks for the agent
@@ -59,13 +61,14 @@ def oracle_agents(agents, present_gt: np.ndarray, steps: int):
     out = []
     for a in agents:
         cells = np.argwhere((present_gt == a.label).any(-1))  # (M, 2)
-        guess = a.shift * steps
+        guess = a.offset(steps)[0]  # the tracker's displacement (voxels)
         near = cells[np.linalg.norm(cells - (a.center + guess), axis=1) < SEARCH] if len(cells) else cells
         if not len(near):
             out.append(a)
             continue
         b = copy.copy(a)
         b.shift, b.turn = block_shift(near, a.footprint, guess) / steps, 0.0
+        b.accel = b.path = None  # constant velocity: ``steps`` shifts land on the best one
         out.append(b)
     return out
 
@@ -85,7 +88,8 @@ def main(argv=None) -> int:
             except IndexError:
                 break
             T_p = len(w.past)
-            agents = track_agents(w.past, w.traj[:T_p], grid, classes=args.classes)
+            agents = follow_path(track_agents(w.past, w.traj[:T_p], grid, classes=args.classes),
+                                 w.traj, T_f, grid)
             base = {'warp': motion_warp(w.past, w.traj, grid, agents=[])[0],
                     'tracker': motion_warp(w.past, w.traj, grid, agents=agents)[0]}
             for h in args.horizons:
