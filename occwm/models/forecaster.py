@@ -14,7 +14,7 @@ agents, newly seen space).
 Decoding (``decoder``): ``'residual'`` (default) builds each future frame on the present
 occupancy warped into that frame at full resolution (the ``warp`` baseline; with
 ``agent_motion`` the agents the past frames show moving are first carried on at
-constant velocity, ``occwm.motion``) and lets ``occwm.models.residual.ResidualDecoder``
+their velocity, ``occwm.motion``) and lets ``occwm.models.residual.ResidualDecoder``
 change only the BEV columns it gates open and the newly seen ones, reading the forecast
 latent beside the warped present latent; a zero residual gives that base voxel for voxel
 (the warp baseline when no agent moves). ``'tokenizer'`` decodes the latents from scratch with the
@@ -149,7 +149,7 @@ class OccForecaster(BaseModel):
             yaw augmentation are not cached) in memory, so a frame is encoded once, not
             on every step that sees it.
         agent_motion: the residual decoder's base moves the agents the past frames show
-            moving on at constant velocity before the warp (``occwm.motion``); off: the
+            moving on at their velocity before the warp (``occwm.motion``); off: the
             plain warp baseline.
         unseen: classes the residual decoder's base carries into newly seen columns
             (``occwm.motion.continue_unseen``: the ground bands the present shows at the
@@ -374,7 +374,7 @@ class OccForecaster(BaseModel):
         """The base of the residual decoder: the present occupancy warped into each
         future ego frame, exactly the ``warp`` baseline (``occwm.warp.warp_planar``,
         nearest voxel, free outside); with ``agent_motion`` the agents the past frames
-        show moving are first moved on at constant velocity (``occwm.motion.motion_warp``;
+        show moving are first moved on at their velocity (``occwm.motion.motion_warp``;
         no moving agent: the warp baseline voxel for voxel); with ``unseen`` the newly
         seen columns continue the present's ground bands (``occwm.motion.continue_unseen``).
 
