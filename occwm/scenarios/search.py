@@ -23,6 +23,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from occwm.geometry import PathFrame
 from occwm.scenarios.rollout import RolloutResult, ScenarioGenerator
 from occwm.scenarios.trajectories import check_trajectory
 from occwm.window import OccWindow
@@ -52,7 +53,8 @@ def rank_results(results: Sequence[RolloutResult], ttc_horizon: float = 3.0
 
 def perturb(traj: np.ndarray, lateral_m: float = 0.0, scale: float = 1.0) -> np.ndarray:
     """A perturbed copy of ``traj`` ``(H, 3)`` (module docstring): re-timed by ``scale``
-    and shifted ``lateral_m`` (left positive) at the last pose, linearly in time.
+    and shifted ``lateral_m`` (left positive) at the last pose, linearly in time, along
+    the path's normal (``occwm.geometry.PathFrame``).
 
     Returns:
         ``(H, 3) float32``; yaw follows the new path where it moves more than 5 cm per
@@ -61,17 +63,14 @@ def perturb(traj: np.ndarray, lateral_m: float = 0.0, scale: float = 1.0) -> np.
     traj = np.asarray(traj, np.float64)
     H = len(traj)
     pts = np.concatenate([np.zeros((1, 3)), traj])  # (H + 1, 3) from the present origin
-    seg = np.linalg.norm(np.diff(pts[:, :2], axis=0), axis=1)  # (H,)
-    s = np.concatenate([[0.0], np.cumsum(seg)])  # (H + 1,) arc length
-    s_new = scale * s[1:]  # (H,)
-    x = np.interp(s_new, s, pts[:, 0])
-    y = np.interp(s_new, s, pts[:, 1])
-    yaw = np.interp(s_new, s, np.unwrap(pts[:, 2]))
-    beyond = np.maximum(s_new - s[-1], 0.0)  # past the end: along the last heading
-    x += beyond * np.cos(pts[-1, 2])
-    y += beyond * np.sin(pts[-1, 2])
-    d = lateral_m * np.arange(1, H + 1) / H  # (H,) growing offset, left of the heading
-    x, y = x - d * np.sin(yaw), y + d * np.cos(yaw)
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts[:, :2], axis=0), axis=1))])
+    s_new = scale * s[1:]  # (H,) arc length
+    # past the last pose: straight on along the path (max_curvature 0)
+    path = PathFrame(pts, extend=max(100.0, float(s_new.max() - s[-1]) + 1.0), max_curvature=0.0)
+    d = lateral_m * np.arange(1, H + 1) / H  # (H,) growing offset, left of the path
+    xy, _ = path.at(path.known[0] + s_new, d)  # (H, 2)
+    x, y = xy[:, 0], xy[:, 1]
+    yaw = np.interp(s_new, s, np.unwrap(pts[:, 2]))  # where the ego does not move
     prev = np.stack([np.concatenate([[0.0], x[:-1]]), np.concatenate([[0.0], y[:-1]])], -1)
     step = np.stack([x, y], -1) - prev  # (H, 2)
     moving = np.linalg.norm(step, axis=1) > 0.05
