@@ -459,7 +459,8 @@ def continue_unseen(warped: np.ndarray, valid: np.ndarray, present: np.ndarray,
 
 def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID,
                 agents: Optional[List[MovingAgent]] = None, unseen: Sequence[int] = (),
-                along_path: bool = True, **track_kwargs) -> Tuple[np.ndarray, np.ndarray]:
+                along_path: bool = True, steps: Optional[Sequence[int]] = None,
+                **track_kwargs) -> Tuple[np.ndarray, np.ndarray]:
     """The present with its agents moved on, warped into each future ego frame.
 
     Args:
@@ -471,26 +472,34 @@ def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID
         unseen: classes carried into the newly seen columns (:func:`continue_unseen`);
             empty: those columns stay free, as in the warp baseline.
         along_path: agents tracked here follow the ego's path (:func:`follow_path`).
+        steps: only these future frames (1 = the first), in this order (default: all).
         **track_kwargs: options of :func:`track_agents`.
 
     Returns:
         ``(T_f, X, Y, Z) uint8`` and ``valid`` ``(T_f, X, Y) bool`` (where the warp has
-        data); with no moving agent and no ``unseen`` exactly ``warp_planar`` of the
-        present.
+        data), ``T_f = len(steps)`` where given; with no moving agent and no ``unseen``
+        exactly ``warp_planar`` of the present.
+
+    Raises:
+        ValueError: a step outside ``1 .. T_f``.
     """
     past = np.asarray(past)
     traj = np.asarray(traj, dtype=np.float64)
     T_p = len(past)
     fut = traj[T_p:]
+    ks = np.arange(1, len(fut) + 1) if steps is None else np.asarray(steps, dtype=np.int64)
+    if ks.size and (ks.min() < 1 or ks.max() > len(fut)):
+        raise ValueError(f'steps must lie in 1..{len(fut)} (the future poses), got {ks.tolist()}')
     if agents is None:
         agents = track_agents(past, traj[:T_p], grid, **track_kwargs)
         if along_path and agents:
             agents = follow_path(agents, traj, len(fut), grid)
     static = lift_agents(past[-1], agents, grid.free_label) if agents else past[-1]
-    w, v = warp_planar(static[None], fut[None], grid, fill=grid.free_label)  # (1, T_f, X, Y, Z)
+    poses = fut[ks - 1]  # (T_f, 3)
+    w, v = warp_planar(static[None], poses[None], grid, fill=grid.free_label)  # (1, T_f, X, Y, Z)
     w, v = w[0], v[0]
-    for k in range(len(fut)) if agents else ():  # each agent moved on and seen from future ego k
-        place_agents(w[k], past[-1], agents, k + 1, fut[k], grid)
+    for i, k in enumerate(ks) if agents else ():  # each agent moved k frames on, seen from pose k
+        place_agents(w[i], past[-1], agents, int(k), poses[i], grid)
     if len(unseen):
         continue_unseen(w, v, past[-1], unseen, grid.free_label)
     return w, v

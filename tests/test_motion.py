@@ -1,5 +1,6 @@
 """occwm.motion: agents tracked over the past frames and moved on at constant velocity."""
 import numpy as np
+import pytest
 
 from occwm.evaluation.baselines import warp_static
 from occwm.grid import OccGrid
@@ -183,3 +184,14 @@ def test_agents_follow_a_curved_ego_path_and_others_move_as_tracked():
         want = np.array([r * np.sin(th), R - r * np.cos(th)])
         np.testing.assert_allclose(c + moved.offset(step)[0] * 0.4, want, atol=0.02)
         assert abs(moved.offset(step)[1] - th) < 1e-3
+
+
+def test_motion_warp_lays_out_the_chosen_future_frames_only():
+    T_p = 5
+    frames, poses = scene(T_p + 3, car_x0=2, car_dx=2, ego_dx=1, present=T_p - 1)
+    every, valid = motion_warp(frames[:T_p], poses, GRID)
+    some, some_valid = motion_warp(frames[:T_p], poses, GRID, steps=[3, 1])
+    np.testing.assert_array_equal(some, every[[2, 0]])
+    np.testing.assert_array_equal(some_valid, valid[[2, 0]])
+    with pytest.raises(ValueError, match='1..3'):
+        motion_warp(frames[:T_p], poses, GRID, steps=[4])

@@ -96,8 +96,8 @@ def main(argv=None) -> int:
                 gt = w.future[h - 1]
                 back = relative_se2(w.traj[T_p + h - 1], np.zeros(3))  # the present ego in frame h
                 gt_p = warp_planar(gt[None], back[None, None], grid, fill=grid.free_label)[0][0][0]
-                orc = motion_warp(w.past, w.traj[:T_p + h], grid,
-                                  agents=oracle_agents(agents, gt_p, h))[0][h - 1]
+                orc = motion_warp(w.past, w.traj, grid, agents=oracle_agents(agents, gt_p, h),
+                                  steps=[h])[0][0]
                 for m, pred in (('warp', base['warp'][h - 1]), ('tracker', base['tracker'][h - 1]),
                                 ('oracle', orc)):
                     counts[m][h] = counts[m][h] + confusion_counts(pred, gt)
