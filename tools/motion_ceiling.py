@@ -90,15 +90,17 @@ def main(argv=None) -> int:
             T_p = len(w.past)
             agents = follow_path(track_agents(w.past, w.traj[:T_p], grid, classes=args.classes),
                                  w.traj, T_f, grid)
-            base = {'warp': motion_warp(w.past, w.traj, grid, agents=[])[0],
-                    'tracker': motion_warp(w.past, w.traj, grid, agents=agents)[0]}
-            for h in args.horizons:
+            # the scored horizons only, in args.horizons order
+            base = {'warp': motion_warp(w.past, w.traj, grid, agents=[], steps=args.horizons)[0],
+                    'tracker': motion_warp(w.past, w.traj, grid, agents=agents,
+                                           steps=args.horizons)[0]}
+            for i, h in enumerate(args.horizons):
                 gt = w.future[h - 1]
                 back = relative_se2(w.traj[T_p + h - 1], np.zeros(3))  # the present ego in frame h
                 gt_p = warp_planar(gt[None], back[None, None], grid, fill=grid.free_label)[0][0][0]
                 orc = motion_warp(w.past, w.traj, grid, agents=oracle_agents(agents, gt_p, h),
                                   steps=[h])[0][0]
-                for m, pred in (('warp', base['warp'][h - 1]), ('tracker', base['tracker'][h - 1]),
+                for m, pred in (('warp', base['warp'][i]), ('tracker', base['tracker'][i]),
                                 ('oracle', orc)):
                     counts[m][h] = counts[m][h] + confusion_counts(pred, gt)
             n_windows += 1
