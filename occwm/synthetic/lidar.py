@@ -114,7 +114,7 @@ class LidarConfig:
         if not 0 <= self.min_range < self.max_range:
             raise ValueError(f'need 0 <= min_range < max_range, got {self.min_range}, '
                              f'{self.max_range}')
-        hit = np.atleast_1d(np.asarray(self.vegetation_hit, dtype=np.float64))
+        hit = self.vegetation_hit_range
         if not (0 <= self.dropout < 1 and hit.shape in ((1,), (2,)) and np.all((hit >= 0) & (hit <= 1))
                 and hit[0] <= hit[-1] and self.range_noise >= 0 and self.tilt_std >= 0):
             raise ValueError(f'need dropout in [0, 1), vegetation_hit in [0, 1] (a number or a '
@@ -131,6 +131,12 @@ class LidarConfig:
             raise ValueError(f'need terrain_relief, terrain_roughness >= 0 and foliage_scale, '
                              f'relief_scale > 0; got {self.terrain_relief}, '
                              f'{self.terrain_roughness}, {self.foliage_scale}, {self.relief_scale}')
+
+    @property
+    def vegetation_hit_range(self) -> np.ndarray:
+        """``vegetation_hit`` as ``(1,) float64`` ``[p]`` or ``(2,)`` ``[low, high]``
+        (``[0]`` the low end, ``[-1]`` the high end either way)."""
+        return np.atleast_1d(np.asarray(self.vegetation_hit, dtype=np.float64))
 
     @property
     def num_rays(self) -> int:
@@ -363,7 +369,7 @@ def _solids(world: SyntheticWorld, cfg: LidarConfig) -> _Solids:
     h = base + np.where(smap.ground == SIDEWALK, cfg.kerb_height, 0.0)       # (NX, NY)
     lo = np.where(obj, np.where(z0 <= 0, -np.inf, base + z0), np.inf)
     hi = np.where(obj, base + z1, -np.inf)
-    hit = np.atleast_1d(np.asarray(cfg.vegetation_hit, dtype=np.float64))
+    hit = cfg.vegetation_hit_range
     veg_hit = np.full(h.shape, hit[0])
     if hit[-1] > hit[0]:
         veg_hit = hit[0] + (hit[-1] - hit[0]) * smooth_field(rng, h.shape, cfg.foliage_scale / cells)
