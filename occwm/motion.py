@@ -62,7 +62,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from occwm.geometry import FRAME_DT, PathFrame, apply_se2, relative_se2
+from occwm.geometry import EGO_LENGTH, EGO_REAR, FRAME_DT, PathFrame, apply_se2, relative_se2
 from occwm.grid import (DEFAULT_GRID, DYNAMIC_CLASSES, PEDESTRIAN_CLASSES, VEHICLE_CLASSES,
                         OccGrid)
 from occwm.warp import warp_planar
@@ -88,6 +88,9 @@ class MovingAgent:
         path: ``(S, 3) float64`` where :func:`follow_path` set it: the centroid
             displacement (voxels x, y) and heading change (rad) after 1 ... S frames,
             which :meth:`offset` returns instead.
+        track: ``(L - 1, 2) float64`` voxels, the displacements it was tracked by
+            between consecutive past frames, newest first (present frame); ``None``
+            where unknown.
     """
     label: int
     footprint: np.ndarray
@@ -96,6 +99,7 @@ class MovingAgent:
     center: np.ndarray = None
     accel: Optional[np.ndarray] = None
     path: Optional[np.ndarray] = None
+    track: Optional[np.ndarray] = None
 
     def displacements(self, steps: int) -> np.ndarray:
         """``(steps, 2) float64`` voxels: the displacement of each of the next frames
@@ -270,6 +274,7 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
             cells = [np.argwhere(labs[h][0] == k + 1) for h, k in enumerate(chain)]  # (M_h, 2)
             disp = np.stack([block_shift(cells[h], cells[h + 1], pos[h] - pos[h + 1])
                              for h in range(len(chain) - 1)])  # (L - 1, 2) voxels per frame, newest first
+            track = disp.astype(np.float64)
             agree = np.linalg.norm(disp[:-1] - disp[1:], axis=1) * vox <= tolerance  # (L - 2,)
             if not agree.all():
                 if not motor:
@@ -287,13 +292,75 @@ def track_agents(past: np.ndarray, traj_past: np.ndarray, grid: OccGrid = DEFAUL
                     and np.linalg.norm(disp, axis=1).min() * vox / FRAME_DT >= min_turn_speed):
                 turn = float(np.clip(np.angle(complex(*disp[0]) / complex(*disp[1])), -max_turn, max_turn))
             agents.append(MovingAgent(label=int(c), footprint=cells[0], shift=shift.astype(np.float64),
-                                      turn=turn, center=cents[0][0][i], accel=accel))
+                                      turn=turn, center=cents[0][0][i], accel=accel,
+                                      track=track))
     return agents
+
+
+def _ego_arc(t: np.ndarray, t_ego: np.ndarray, s_ego: np.ndarray) -> np.ndarray:
+    """The ego's arc length (m) at times ``t`` (s): interpolated between its poses at
+    ``t_ego`` ``(N,)`` (arc lengths ``s_ego``), continued at the speed of the first and
+    last step beyond them."""
+    out = np.interp(t, t_ego, s_ego)
+    if len(t_ego) > 1:
+        v0 = (s_ego[1] - s_ego[0]) / (t_ego[1] - t_ego[0])
+        v1 = (s_ego[-1] - s_ego[-2]) / (t_ego[-1] - t_ego[-2])
+        out = np.where(t < t_ego[0], s_ego[0] + (t - t_ego[0]) * v0, out)
+        out = np.where(t > t_ego[-1], s_ego[-1] + (t - t_ego[-1]) * v1, out)
+    return out
+
+
+def headway_distance(s_agent: np.ndarray, t_ego: np.ndarray, s_ego: np.ndarray, steps: int,
+                     max_rms: float = 1.0, max_gap: float = 3.0, dt: float = FRAME_DT,
+                     spacing: Optional[float] = None) -> Optional[np.ndarray]:
+    """Distance (m) a vehicle in the ego's lane travels over the next ``steps`` frames
+    under Newell's car-following model: its trajectory is the ego's shifted in time by
+    ``tau`` and in space (a leader ahead: ``tau > 0``, it drives now where the ego will be
+    ``tau`` later; a follower: ``tau < 0``). Newell, "A simplified car-following theory:
+    a lower order model", Transportation Research Part B 36 (2002).
+
+    ``tau`` is fitted to the vehicle's past (least squares over ``tau`` in steps of 0.05 s
+    within ``max_gap`` s, the space shift its mean), the ego's arc length continued at its
+    end speeds beyond its known poses.
+
+    Args:
+        s_agent: ``(L,)`` metres, the vehicle's arc length along the ego's path at the
+            present and the ``L - 1`` frames before, newest first.
+        t_ego: ``(N,)`` seconds of the ego poses (present 0), increasing.
+        s_ego: ``(N,)`` metres, the ego's arc length at them.
+        steps: future frames.
+        max_rms: metres; a worse fit returns ``None``.
+        max_gap: seconds, the largest ``|tau|`` tried.
+        dt: seconds per frame.
+
+    Returns:
+        ``(steps,) float64`` metres travelled after 1 ... ``steps`` frames, or ``None``
+        (fewer than 3 past positions, or the past does not fit).
+    """
+    s_agent = np.asarray(s_agent, np.float64)
+    if len(s_agent) < 3:
+        return None
+    t_past = -dt * np.arange(len(s_agent))  # (L,)
+    taus = np.arange(-max_gap, max_gap + 1e-9, 0.05)  # (G,)
+    r = s_agent[None] - _ego_arc(t_past[None] + taus[:, None], t_ego, s_ego)  # (G, L)
+    rms = np.sqrt(((r - r.mean(1, keepdims=True)) ** 2).mean(1))  # (G,)
+    if spacing is not None:  # tau from the present spacing
+        ok = taus >= 0 if spacing > 0 else taus <= 0
+        miss = np.abs(s_agent[0] - spacing - _ego_arc(taus, t_ego, s_ego))
+        g = int(np.flatnonzero(ok)[np.argmin(miss[ok])])
+    else:
+        g = int(np.argmin(rms))
+    if rms[g] > max_rms:
+        return None
+    tau = taus[g]
+    t_fut = dt * np.arange(1, steps + 1)
+    return np.maximum(_ego_arc(t_fut + tau, t_ego, s_ego) - _ego_arc(np.array(tau), t_ego, s_ego), 0.0)
 
 
 def follow_path(agents: Sequence[MovingAgent], traj: np.ndarray, steps: int,
                 grid: OccGrid = DEFAULT_GRID, max_angle: float = 25.0,
-                max_offset: float = 25.0) -> List[MovingAgent]:
+                max_offset: float = 25.0, lane_offset: float = 1.5,
+                jam_gap: float = 2.0) -> List[MovingAgent]:
     """Agents that move along the ego's path follow its curves (lane following).
 
     The ego's past and future poses trace the road it drives (``occwm.geometry.PathFrame``,
@@ -314,13 +381,28 @@ def follow_path(agents: Sequence[MovingAgent], traj: np.ndarray, steps: int,
     68.4 / 54.7 / 43.3 (the default; 40 m: the same; ``max_angle`` 15 instead of 25:
     68.4 / 54.0 / 42.4 at 15 m).
 
+    A motor vehicle in the ego's own lane (at most ``lane_offset`` m beside the path,
+    moving its way) is a leader or a follower of the ego: its distance comes from
+    Newell's car-following model (:func:`headway_distance`), the ego's own past and
+    planned motion shifted by the time gap that the present spacing gives (bumper to
+    bumper ``jam_gap`` plus the two half lengths, its length measured along the path;
+    2 m is the standstill gap of the intelligent driver model, Treiber et al., Phys.
+    Rev. E 62, 2000), where its past fits that model within 1 m rms. Chosen on the
+    same training windows (stride 3, car IoU at 1 s / 2 s / 3 s): tracked 77.5 / 64.0 /
+    52.4; the time gap fitted to the past alone 78.3 / 66.2 / 55.1; from the spacing,
+    ``jam_gap`` 2 / 4 / 6 m: 56.8 / 56.6 / 55.7 at 3 s (bus, truck: none in the ego's
+    lane there).
+
     Args:
         agents: from :func:`track_agents` (the present frame).
-        traj: ``(T_p + T_f, 3)`` ego poses (x m, y m, yaw rad), present frame, oldest first.
+        traj: ``(T_p + steps, 3)`` ego poses (x m, y m, yaw rad), present frame, oldest
+            first (``T_p`` past poses, the present last of them).
         steps: future frames to lay out (``T_f``).
         grid: the occupancy grid.
         max_angle: degrees.
         max_offset: metres.
+        lane_offset: metres beside the path of a vehicle in the ego's lane (0: none).
+        jam_gap: metres, bumper to bumper, between a standing leader and follower.
 
     Returns:
         the same agents (copies), those on the path with :attr:`MovingAgent.path` set.
@@ -329,6 +411,9 @@ def follow_path(agents: Sequence[MovingAgent], traj: np.ndarray, steps: int,
     vox = grid.voxel_size
     origin = np.asarray(grid.xy_range[:2], dtype=np.float64)
     cos_max = np.cos(np.radians(max_angle))
+    num_past = len(traj) - steps
+    t_ego = FRAME_DT * (np.arange(len(traj)) - (num_past - 1))  # (N,) s, present 0
+    s_ego = np.maximum.accumulate([path.project(p[:2])[0] for p in np.asarray(traj, np.float64)])
     out: List[MovingAgent] = []
     for a in agents:
         a = replace(a)
@@ -344,7 +429,17 @@ def follow_path(agents: Sequence[MovingAgent], traj: np.ndarray, steps: int,
         along = (a.shift / speed) @ np.array([np.cos(h0), np.sin(h0)])
         if abs(along) < cos_max:
             continue
-        dist = np.cumsum(np.linalg.norm(a.displacements(steps), axis=1)) * vox  # (steps,) m
+        dist = None
+        if (along > 0 and abs(d0) <= lane_offset and a.label in MOTOR_CLASSES
+                and a.track is not None and len(a.footprint) and num_past >= 1):  # in the ego's lane: Newell
+            back = np.concatenate([[0.0], np.cumsum(np.linalg.norm(a.track, axis=1))]) * vox
+            ext = a.footprint @ np.array([np.cos(h0), np.sin(h0)])  # (M,) voxels along the path
+            half = 0.5 * (ext.max() - ext.min() + 1) * vox  # half its length, m
+            spacing = (EGO_LENGTH - EGO_REAR + half + jam_gap if s0 > s_ego[num_past - 1]
+                       else -(EGO_REAR + half + jam_gap))  # ahead / behind the ego
+            dist = headway_distance(s0 - back, t_ego, s_ego, steps, spacing=spacing)
+        if dist is None:
+            dist = np.cumsum(np.linalg.norm(a.displacements(steps), axis=1)) * vox  # (steps,) m
         p, h = path.at(s0 + np.sign(along) * dist, d0)  # (steps, 2), (steps,)
         a.path = np.concatenate([(p - xy) / vox, (h - h0)[:, None]], 1)
     return out
@@ -429,7 +524,8 @@ def continue_unseen(warped: np.ndarray, valid: np.ndarray, present: np.ndarray,
     present frame's column at the same ego-frame cell, everything else free: a road,
     its sidewalks and the terrain beside them run on along the road as the ego drives
     (copy-last restricted to the ground bands, where copy-last of the whole column
-    would also repeat buildings, trees and agents at random).
+    would also repeat buildings, trees and agents at random). An agent already moved
+    into such a column (a car driving ahead of the ego) keeps its voxels.
 
     Chosen on the synthetic *training* scenes (24 windows, the tracked-agent base at
     3 s; mIoU / IoU, then driveable_surface, other_flat, sidewalk, terrain IoU): no
@@ -453,7 +549,8 @@ def continue_unseen(warped: np.ndarray, valid: np.ndarray, present: np.ndarray,
     ground = np.where(keep[present], present, np.uint8(free_label))  # (X, Y, Z)
     for k in range(len(warped)):
         new = ~valid[k]  # (X, Y)
-        warped[k][new] = ground[new]
+        col = warped[k][new]  # (M, Z): free, or an agent moved in (place_agents)
+        warped[k][new] = np.where(col == free_label, ground[new], col)
     return warped
 
 

@@ -195,3 +195,73 @@ def test_motion_warp_lays_out_the_chosen_future_frames_only():
     np.testing.assert_array_equal(some_valid, valid[[2, 0]])
     with pytest.raises(ValueError, match='1..3'):
         motion_warp(frames[:T_p], poses, GRID, steps=[4])
+
+
+def test_a_car_moved_into_newly_seen_columns_keeps_its_voxels():
+    # the ego drives 2 voxels a frame, the car ahead 3: it moves on into the columns the
+    # present never covered, where unseen=(ROAD,) fills only the free voxels
+    frames, poses = scene(8, car_x0=26, car_dx=3, ego_dx=2, parked=False, present=4)
+    plain, valid = motion_warp(frames[:5], poses, GRID)
+    filled, _ = motion_warp(frames[:5], poses, GRID, unseen=(ROAD,))
+    car_in_new = 0
+    for k in range(3):
+        np.testing.assert_array_equal(filled[k] == CAR, plain[k] == CAR)
+        car_in_new += int((filled[k][~valid[k]] == CAR).sum())
+        new = ~valid[k]
+        assert (filled[k][new][:, 0] == ROAD).all()
+    assert car_in_new > 0  # the case is exercised
+
+
+def _ego_arc_length(t):
+    """4 m/s until t = 0, then slowing at 1 m/s^2 (metres, seconds)."""
+    t = np.asarray(t, np.float64)
+    return np.where(t <= 0, 4.0 * t, 4.0 * t - 0.5 * t ** 2)
+
+
+def test_headway_distance_leader_and_follower():
+    from occwm.motion import headway_distance
+    t_ego = 0.5 * np.arange(-4, 7)  # past and planned poses, s
+    s_ego = _ego_arc_length(t_ego)
+    past = -0.5 * np.arange(4)  # newest first
+    k = np.arange(1, 7)
+    # a follower 1 s behind: where the ego was 1 s before, 5 m back; every time it needs
+    # lies among the known poses or before them (4 m/s, continued exactly)
+    s_f = _ego_arc_length(past - 1.0) - 5.0
+    got = headway_distance(s_f, t_ego, s_ego, 6, spacing=s_f[0] - _ego_arc_length(-1.0))
+    np.testing.assert_allclose(got, _ego_arc_length(0.5 * k - 1.0) - _ego_arc_length(-1.0), atol=1e-9)
+    # a leader 1 s ahead: where the ego will be 1 s later; beyond the last planned pose
+    # (3 s) at the speed of the last step, 1.25 m/s
+    s_l = _ego_arc_length(past + 1.0) + 7.0
+    got = headway_distance(s_l, t_ego, s_ego, 6, spacing=s_l[0] - _ego_arc_length(1.0))
+    t = 0.5 * k + 1.0
+    want = np.where(t <= 3.0, _ego_arc_length(np.minimum(t, 3.0)),
+                    _ego_arc_length(3.0) + (t - 3.0) * 1.25) - _ego_arc_length(1.0)
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    # by hand, 3 s on (t = 4 s): s(3) = 7.5, last step 7.5 - s(2.5) = 0.625 m in 0.5 s,
+    # so s(4) = 8.75, minus s(1) = 3.5
+    assert got[-1] == pytest.approx(5.25)
+    # a past that is not the ego's motion (standing still while the ego drove): no fit
+    assert headway_distance(np.zeros(4), t_ego, s_ego, 6, spacing=5.0) is None
+
+
+def test_a_car_ahead_in_the_ego_lane_follows_the_egos_planned_slowing():
+    from occwm.geometry import EGO_LENGTH, EGO_REAR
+    from occwm.motion import MovingAgent, follow_path
+    grid = OccGrid(point_cloud_range=(-40.0, -40.0, -1.0, 40.0, 40.0, 5.4), voxel_size=0.4)
+    t_ego = 0.5 * np.arange(-4, 7)
+    traj = np.stack([_ego_arc_length(t_ego), np.zeros(11), np.zeros(11)], 1)  # straight along x
+    # a leader 1 s ahead of the ego in its lane, 4.8 m long: 2 m bumper to bumper from
+    # where the ego will be in 1 s
+    foot = np.argwhere(np.ones((12, 5), bool)) + [130, 98]
+    x0 = _ego_arc_length(1.0) + (EGO_LENGTH - EGO_REAR) + 2.4 + 2.0
+    past = _ego_arc_length(-0.5 * np.arange(4) + 1.0)  # newest first, metres
+    track = np.stack([-np.diff(past) / 0.4, np.zeros(3)], 1)  # voxels per frame, newest first
+    car = MovingAgent(label=CAR, footprint=foot, shift=track.mean(0),
+                      center=np.array([(x0 + 40.0) / 0.4 - 0.5, 99.5]), track=track)
+    moved = follow_path([car], traj, 6, grid)[0]
+    for k in (1, 2, 4):  # within the planned 3 s: the ego's own slowing, 1 s later
+        want = _ego_arc_length(0.5 * k + 1.0) - _ego_arc_length(1.0)
+        assert moved.offset(k)[0] * 0.4 == pytest.approx([want, 0.0], abs=1e-6)
+    # at its past mean velocity (1.83 m a frame) it would be 7.33 m on after 2 s, not 4
+    assert car.offset(4)[0][0] * 0.4 == pytest.approx(5.5 / 3 * 4)
+    assert moved.offset(4)[0][0] * 0.4 == pytest.approx(4.0)
