@@ -28,7 +28,10 @@ where it was. Here, before that warp, each agent is displaced along its own moti
    whose displacements disagree moves at the newest that agree; every other agent
    stays (the warp);
 6. an agent moving along the ego's path (past and future poses), or against it,
-   follows the path's curves at its lateral offset (:func:`follow_path`).
+   follows the path's curves at its lateral offset (:func:`follow_path`); a motor
+   vehicle in the ego's own lane, ahead or behind, travels as Newell's car-following
+   model has it: the ego's own past and planned motion, shifted by the time gap its
+   spacing gives (:func:`headway_distance`).
 
 Future frame ``k`` is the present with every moving agent lifted out, warped into
 that frame's ego pose, and each agent pasted ``k`` displacements further on as seen from
