@@ -265,3 +265,15 @@ def test_a_car_ahead_in_the_ego_lane_follows_the_egos_planned_slowing():
     # at its past mean velocity (1.83 m a frame) it would be 7.33 m on after 2 s, not 4
     assert car.offset(4)[0][0] * 0.4 == pytest.approx(5.5 / 3 * 4)
     assert moved.offset(4)[0][0] * 0.4 == pytest.approx(4.0)
+
+
+def test_headway_needs_a_past_the_model_explains():
+    from occwm.motion import headway_distance
+    t_ego = 0.5 * np.arange(-4, 7)
+    standing = np.zeros(11)  # the ego waits (at a light) for 5 s
+    # the car ahead drives off at 1 m/s: no time gap of a standing ego explains it
+    s_car = 8.0 - 0.5 * np.arange(4)
+    assert headway_distance(s_car, t_ego, standing, 6, spacing=6.0) is None
+    # a car ahead standing too: Newell keeps it standing
+    np.testing.assert_array_equal(headway_distance(np.full(4, 8.0), t_ego, standing, 6,
+                                                   spacing=6.0), np.zeros(6))
