@@ -366,7 +366,8 @@ def headway_distance(s_agent: np.ndarray, t_ego: np.ndarray, s_ego: np.ndarray, 
         return None
     tau = taus[g]
     moved = s_agent[0] - s_agent[-1]  # m over the past frames
-    explained = float(_ego_arc(np.array(tau), t_ego, s_ego) - _ego_arc(np.array(tau + t_past[-1]), t_ego, s_ego))
+    explained = float(_ego_arc(np.array(tau), t_ego, s_ego)
+                      - _ego_arc(np.array(tau + t_past[-1]), t_ego, s_ego))  # m the model gives
     if abs(moved - explained) > max_travel_gap * max(abs(moved), abs(explained)):
         return None
     t_fut = dt * np.arange(1, steps + 1)
