@@ -268,6 +268,7 @@ class PathFrame:
         max_curvature: 1/m.
 
     Attributes:
+        pose_s: ``(N,) float64`` metres, the arc length of each pose (non-decreasing).
         known: ``(s_lo, s_hi)`` metres, the part between the first and last pose.
     """
 
@@ -293,10 +294,11 @@ class PathFrame:
         N = len(poses)
         k0 = end_curvature(0, min(2, N - 1)) if N > 1 else 0.0
         k1 = end_curvature(max(N - 3, 0), N - 1) if N > 1 else 0.0
-        pts = np.concatenate([arc(xy[0], poses[0, 2], k0, -1.0)[::-1], xy,
-                              arc(xy[-1], poses[-1, 2], k1, 1.0)])
+        back = arc(xy[0], poses[0, 2], k0, -1.0)[::-1]
+        pts = np.concatenate([back, xy, arc(xy[-1], poses[-1, 2], k1, 1.0)])
         d = np.linalg.norm(np.diff(pts, axis=0), axis=1)
         keep = np.concatenate([[True], d > 1e-6])  # drop repeated points (a standing ego)
+        vertex = np.cumsum(keep) - 1  # (len(pts),) the vertex each point became
         self.points = pts[keep]  # (M, 2) vertices
         seg = np.diff(self.points, axis=0)
         self.seg_len = np.linalg.norm(seg, axis=1)  # (M - 1,)
@@ -305,7 +307,8 @@ class PathFrame:
         chord = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))  # (M - 1,)
         self.vertex_heading = np.concatenate([chord[:1], 0.5 * (chord[1:] + chord[:-1]),
                                               chord[-1:]])  # (M,)
-        self.known = (float(extend), float(self.s[-1] - extend))
+        self.pose_s = self.s[vertex[len(back):len(back) + N]]  # (N,)
+        self.known = (float(self.pose_s[0]), float(self.pose_s[-1]))
 
     def heading(self, s) -> np.ndarray:
         """Path heading (rad, unwrapped) at arc lengths ``s`` ``(...)``."""

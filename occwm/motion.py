@@ -433,7 +433,7 @@ def follow_path(agents: Sequence[MovingAgent], traj: np.ndarray, steps: int,
     cos_max = np.cos(np.radians(max_angle))
     num_past = len(traj) - steps
     t_ego = FRAME_DT * (np.arange(len(traj)) - (num_past - 1))  # (N,) s, present 0
-    s_ego = np.maximum.accumulate([path.project(p[:2])[0] for p in np.asarray(traj, np.float64)])
+    s_ego = path.pose_s  # (N,) m
     out: List[MovingAgent] = []
     for a in agents:
         a = replace(a)
