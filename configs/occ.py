@@ -36,6 +36,11 @@ model = dict(
     # saw moving stays where it is (a parked construction vehicle of real nuScenes seq11,
     # moved by the tracker, lost 20-37 IoU at 1-3 s)
     motion=dict(classes=(2, 3, 4, 7, 10)),
+    # 2 Heun steps (3 DiT evaluations) instead of the model's default 4 (7): the flow
+    # starts from the warped present latent, and on the held-out synthetic windows the
+    # quick model's figures are the same to 0.1 (3 s mIoU / IoU 70.2 / 81.6 with 2 or 4
+    # Heun steps, 4 or 3 Euler steps) while a forecast takes about 0.2 s less on 2 cores
+    sampler=dict(steps=2, method='heun', cfg_scale=1.0),
     num_past={{_base_.num_past}},
     num_future={{_base_.num_future}},
 )
