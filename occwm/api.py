@@ -137,7 +137,7 @@ class WorldModel:
         return past_t[None].to(self.device), traj[None].to(self.device)
 
     def forecast(self, past: ArrayLike, traj: ArrayLike, seed: int = 0,
-                 steps: Optional[int] = None) -> np.ndarray:
+                 steps: Optional[int] = None, agent_spread: float = 0.0) -> np.ndarray:
         """Forecast the future occupancy under a trajectory.
 
         Args:
@@ -147,6 +147,11 @@ class WorldModel:
                 more than :attr:`num_future` frames are rolled out autoregressively.
             seed: seed of the sampled noise (the same seed gives the same forecast).
             steps: sampler steps (default the model's).
+            agent_spread: 0: the tracked agents move as tracked (the most likely
+                future); e.g. 1.0: their velocities are drawn (from ``seed``) with the
+                spread calibrated on the training scenes, so seeds give different
+                futures where the agents' motion is uncertain
+                (``OccForecaster.forecast``).
 
         Returns:
             ``(T_f, X, Y, Z) uint8`` forecast frames, each in its own ego frame.
@@ -157,7 +162,8 @@ class WorldModel:
         past_t, traj_t = self._inputs(past, traj)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         out = self.model.rollout(past_t, traj_t, traj_t.shape[1] - self.num_past,
-                                 generator=gen, steps=steps)  # (1, T_f, X, Y, Z)
+                                 generator=gen, steps=steps,
+                                 agent_spread=agent_spread)  # (1, T_f, X, Y, Z)
         return out[0].to(torch.uint8).cpu().numpy()
 
     def baselines(self, past: ArrayLike, traj: ArrayLike) -> Dict[str, np.ndarray]:

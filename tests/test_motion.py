@@ -4,7 +4,8 @@ import pytest
 
 from occwm.evaluation.baselines import warp_static
 from occwm.grid import OccGrid
-from occwm.motion import block_shift, lift_agents, motion_warp, place_agents, track_agents
+from occwm.motion import (AGENT_SPREAD, block_shift, draw_motion, lift_agents, motion_warp,
+                          place_agents, track_agents)
 
 FREE, CAR, ROAD, PED = 17, 4, 11, 7
 GRID = OccGrid(point_cloud_range=(-8.0, -8.0, -1.0, 8.0, 8.0, 0.6), voxel_size=0.4)  # 40 x 40 x 4
@@ -277,3 +278,36 @@ def test_headway_needs_a_past_the_model_explains():
     # a car ahead standing too: Newell keeps it standing
     np.testing.assert_array_equal(headway_distance(np.full(4, 8.0), t_ego, standing, 6,
                                                    spacing=6.0), np.zeros(6))
+
+
+def test_draw_motion_adds_a_constant_velocity_drawn_along_and_across_the_motion():
+    frames, poses = scene(5, car_x0=4, car_dx=2)
+    (car,) = track_agents(frames, poses, GRID)
+    (drawn,) = draw_motion([car], np.random.default_rng(3), scale=2.0, grid=GRID)
+    z = np.random.default_rng(3).standard_normal(2)
+    s_along, s_across = AGENT_SPREAD[CAR]
+    # moving along +x: along = x, across (left) = y; m/s x 0.5 s / 0.4 m voxels
+    jitter = 2.0 * np.array([z[0] * s_along, z[1] * s_across]) * 0.5 / 0.4
+    np.testing.assert_allclose(drawn.jitter, jitter)
+    for k in (1, 3):
+        np.testing.assert_allclose(drawn.offset(k)[0], k * (np.array([2.0, 0.0]) + jitter))
+    assert car.jitter is None  # the tracked agent is left as it was
+    (same,) = draw_motion([car], np.random.default_rng(3), scale=0.0, grid=GRID)
+    assert same.jitter is None and np.array_equal(same.offset(3)[0], car.offset(3)[0])
+
+
+def test_sampled_futures_differ_on_the_moving_car_only():
+    T_p = 5
+    frames, poses = scene(T_p + 3, car_x0=2, car_dx=2, ego_dx=1, present=T_p - 1)
+    past = frames[:T_p]
+    tracked, _ = motion_warp(past, poses, GRID)
+    a, _ = motion_warp(past, poses, GRID, spread=3.0, rng=np.random.default_rng(0))
+    b, _ = motion_warp(past, poses, GRID, spread=3.0, rng=np.random.default_rng(1))
+    again, _ = motion_warp(past, poses, GRID, spread=3.0, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(a, again)  # the draws are the rng's
+    assert (a != b).any() and (a != tracked).any()
+    for x in (a, b):  # only the moving car's voxels and the road or free it leaves
+        diff = x != tracked
+        labels = set(np.unique(x[diff])) | set(np.unique(tracked[diff]))
+        assert labels <= {CAR, ROAD, FREE}
+        assert not diff[:, :, 28:30].any()  # the parked car's rows stay

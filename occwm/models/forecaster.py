@@ -119,7 +119,9 @@ class OccForecaster(BaseModel):
         traj_drop_prob: probability of replacing the trajectory by the null embedding
             in training (classifier-free guidance).
         time_dist: training time density, ``'logit_normal'`` or ``'uniform'``.
-        sampler: ``dict(steps, method, cfg_scale)`` defaults of ``forecast``.
+        sampler: ``dict(steps, method, cfg_scale)`` defaults of ``forecast``, and
+            ``agent_spread`` (default 1.0): the ``agent_spread`` of ``forecast`` that the
+            extra samples of ``predict_samples`` are drawn with.
         predict_seed: seed of the noise drawn in ``mode='predict'`` (reproducible eval).
         warp_context: give the DiT, per frame, the present latent warped into that
             frame's ego frame plus its valid mask (``C + 1`` extra input channels).
@@ -183,8 +185,9 @@ class OccForecaster(BaseModel):
             threshold of ``trust_min_iou='auto'``.
         predict_samples: ``K``; with ``K > 1``, ``mode='predict'`` also returns
             ``pred_samples`` ``(K, T_f, X, Y, Z)``: ``K`` futures of the same past drawn
-            with different noise (the first one is ``pred_occ``), for
-            ``occwm.evaluation.SampleAgreement``.
+            with different noise, for ``occwm.evaluation.SampleAgreement``. The first
+            is ``pred_occ`` (the agents as tracked); the others also draw the tracked
+            agents' velocities (``sampler['agent_spread']``).
         data_preprocessor: mmengine data preprocessor config (default: move to device).
     """
 
@@ -237,7 +240,7 @@ class OccForecaster(BaseModel):
         self.latent_scale = latent_scale
         self.traj_drop_prob = traj_drop_prob
         self.time_dist = time_dist
-        self.sampler = dict(steps=4, method='heun', cfg_scale=1.0)
+        self.sampler = dict(steps=4, method='heun', cfg_scale=1.0, agent_spread=1.0)
         self.sampler.update(sampler or {})
         self.predict_seed = predict_seed
         self.decode_present = decode_present
@@ -370,7 +373,9 @@ class OccForecaster(BaseModel):
         warped, _ = warp_bev(present, traj_fut, self.xy_range)  # (B, T_f, C, H, W)
         return warped + self.prior_noise * noise
 
-    def warp_present(self, past: torch.Tensor, traj: torch.Tensor):
+    def warp_present(self, past: torch.Tensor, traj: torch.Tensor,
+                     agent_spread: Union[float, Sequence[float]] = 0.0,
+                     rngs: Optional[Sequence[np.random.Generator]] = None):
         """The base of the residual decoder: the present occupancy warped into each
         future ego frame, exactly the ``warp`` baseline (``occwm.warp.warp_planar``,
         nearest voxel, free outside); with ``agent_motion`` the agents the past frames
@@ -381,6 +386,10 @@ class OccForecaster(BaseModel):
         Args:
             past: ``(B, T_p, X, Y, Z) uint8``, the last one the present.
             traj: ``(B, T_p + T_f, 3)`` ego poses (x m, y m, yaw rad), present frame.
+            agent_spread: > 0: each tracked agent's velocity is drawn around the tracked
+                one (``occwm.motion.draw_motion``, ``agent_spread`` x its calibrated
+                spread) from ``rngs`` (one per window): a sampled future of the agents;
+                one number, or one per window.
 
         Returns:
             ``(B, T_f, X, Y, Z) uint8`` and ``valid (B, T_f, X, Y) bool``.
@@ -388,10 +397,12 @@ class OccForecaster(BaseModel):
         P = past.shape[1]
         if not self.agent_motion and not self.unseen:
             return warp_planar(past[:, -1], traj[:, P:], self.grid, fill=self.grid.free_label)
+        rngs = list(rngs) if rngs is not None else [None] * len(past)
+        spreads = _per_row(agent_spread, len(past))
         out = [motion_warp(p.cpu().numpy(), t.cpu().double().numpy(), self.grid,
                            agents=None if self.agent_motion else [], unseen=self.unseen,
-                           **self.motion)
-               for p, t in zip(past, traj)]
+                           spread=sp, rng=r, **self.motion)
+               for p, t, r, sp in zip(past, traj, rngs, spreads)]
         warped = torch.from_numpy(np.stack([w for w, _ in out])).to(past.device)
         valid = torch.from_numpy(np.stack([v for _, v in out])).to(past.device)
         return warped, valid
@@ -470,7 +481,8 @@ class OccForecaster(BaseModel):
     @torch.no_grad()
     def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: Optional[int] = None,
                  cfg_scale: Optional[float] = None, generator: Optional[torch.Generator] = None,
-                 method: Optional[str] = None) -> torch.Tensor:
+                 method: Optional[str] = None,
+                 agent_spread: Union[float, Sequence[float]] = 0.0) -> torch.Tensor:
         """Sample the future occupancy.
 
         Args:
@@ -481,6 +493,15 @@ class OccForecaster(BaseModel):
             generator: a ``torch.Generator`` (any device) for the initial noise, or a
                 list of ``B``, one per window (a window's noise then does not depend on
                 the others in the batch).
+            agent_spread: 0 (default): the tracked agents move as tracked, the most likely
+                future of each (what the metrics score); > 0: their velocities are drawn
+                around that, ``agent_spread`` x the spread calibrated on the training
+                scenes (``occwm.motion.AGENT_SPREAD``), from ``generator`` (after the
+                latent noise), so futures drawn with other generators differ where the
+                agents' motion is uncertain; one number, or one per window. Needs
+                ``agent_motion``; the sampler's ``agent_spread`` is what
+                ``predict_samples`` and the scenarios' samples after the first are drawn
+                with.
 
         Returns:
             ``(B, T_f, X, Y, Z) uint8`` forecast labels on ``past_occ``'s device.
@@ -521,7 +542,8 @@ class OccForecaster(BaseModel):
                    cfg_scale=self.sampler['cfg_scale'] if cfg_scale is None else cfg_scale)
         if self.residual is None:
             return self.decode(z)  # (B, T_f, X, Y, Z)
-        base = self.warp_present(past_occ.to(device), traj)  # the tracker runs once
+        rngs = _numpy_rngs(generator, B) if any(_per_row(agent_spread, B)) else None
+        base = self.warp_present(past_occ.to(device), traj, agent_spread, rngs)  # the tracker runs once
         args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj, base=base)
         out = self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
         threshold = self.trust_threshold()
@@ -664,8 +686,9 @@ class OccForecaster(BaseModel):
         for k in range(self.predict_samples if mode == 'predict' else 1):  # seed + k * SAMPLE_STRIDE
             generators = [torch.Generator(device=occ.device).manual_seed(
                 self.predict_seed + int(s) + k * SAMPLE_STRIDE) for s in seeds]
-            samples.append(self.rollout(occ[:, :P], traj, occ.shape[1] - P,
-                                        generator=generators))  # (B, T_f, X, Y, Z)
+            spread = self.sampler['agent_spread'] if k else 0.0  # sample 0: as tracked
+            samples.append(self.rollout(occ[:, :P], traj, occ.shape[1] - P, generator=generators,
+                                        agent_spread=spread))  # (B, T_f, X, Y, Z)
         pred = samples[0]
         if mode == 'tensor':
             return pred
@@ -729,6 +752,23 @@ def autoregressive_rollout(model, past_occ: torch.Tensor, traj: torch.Tensor, nu
         frames += list(new[:, done - start:].unbind(1))
         done = start + Tf
     return torch.stack(frames[P:], 1)  # (B, num_future, X, Y, Z)
+
+
+def _per_row(value: Union[float, Sequence[float]], batch: int) -> List[float]:
+    """``value`` for each of ``batch`` rows (one number, or a sequence of ``batch``)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != batch:
+            raise ValueError(f'{len(value)} agent spreads for a batch of {batch}')
+        return [float(v) for v in value]
+    return [float(value)] * batch
+
+
+def _numpy_rngs(generator, batch: int) -> List[np.random.Generator]:
+    """One numpy generator per batch row, seeded by a draw of ``generator`` (one, a
+    list of one per row, or none: unseeded)."""
+    gens = list(generator) if isinstance(generator, (list, tuple)) else [generator] * batch
+    return [np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=g, device=g.device))
+                                  if g is not None else None) for g in gens]
 
 
 def _noise(shape, generator, device) -> torch.Tensor:

@@ -71,6 +71,10 @@ def sample_futures(model, window: OccWindow, trajs: Dict[str, np.ndarray], k: in
                    seed: int = 0, device: str = 'cpu', batch_size: int = 8,
                    **forecast_kwargs) -> Dict[str, np.ndarray]:
     """K forecasts of ``window`` under each trajectory (module docstring for the seeds).
+    Sample 0 moves the tracked agents as tracked; with ``k > 1`` the others draw their
+    velocities around that (``model.sampler['agent_spread']`` where the model has one,
+    ``OccForecaster.forecast``), so the samples differ where the agents' motion is
+    uncertain.
 
     Args:
         model: an ``OccForecaster`` (or anything with ``num_past`` and its ``rollout``).
@@ -95,6 +99,7 @@ def sample_futures(model, window: OccWindow, trajs: Dict[str, np.ndarray], k: in
     past = torch.from_numpy(np.ascontiguousarray(window.past)).to(device)  # (P, X, Y, Z)
     past_traj = np.asarray(window.past_traj, np.float64)
     rows = [(n, s) for n in names for s in range(k)]
+    spread = (getattr(model, 'sampler', None) or {}).get('agent_spread', 0.0) if k > 1 else 0.0
     out = {n: [None] * k for n in names}
     for b0 in range(0, len(rows), batch_size):
         chunk = rows[b0:b0 + batch_size]
@@ -103,8 +108,11 @@ def sample_futures(model, window: OccWindow, trajs: Dict[str, np.ndarray], k: in
         gens = [torch.Generator(device=device).manual_seed(sample_seed(seed, window.present_token, s))
                 for _, s in chunk]
         ctx = past[None].expand(len(chunk), -1, -1, -1, -1)  # (B, P, X, Y, Z)
+        kwargs = dict(forecast_kwargs)
+        if spread:  # sample 0 as tracked, the others with the agents' velocities drawn
+            kwargs['agent_spread'] = [0.0 if s == 0 else spread for _, s in chunk]
         with torch.no_grad():
-            pred = model.rollout(ctx, traj, H, generator=gens, **forecast_kwargs)
+            pred = model.rollout(ctx, traj, H, generator=gens, **kwargs)
         pred = pred.to(torch.uint8).cpu().numpy()  # (B, H, X, Y, Z)
         for (n, s), p in zip(chunk, pred):
             out[n][s] = p

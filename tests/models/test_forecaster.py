@@ -457,3 +457,30 @@ def test_untrusted_windows_get_the_tracked_agents_with_untrusted_motion():
             assert torch.equal(pred[0], warp_static(past[0, -1], traj[0, P:], TOY_GRID))
     with pytest.raises(ValueError, match='untrusted'):
         build(untrusted='freeze')
+
+
+def test_predict_samples_draw_the_tracked_agents_motion():
+    """predict_samples K: sample 0 is pred_occ with the agents as tracked; the other
+    samples draw each agent's velocity (sampler['agent_spread']) and differ on it only;
+    agent_spread=0 is the point forecast."""
+    T = P + TF
+    occ = torch.full((1, T, X, Y, Z), 17, dtype=torch.uint8)
+    occ[..., 0] = 11  # road
+    for t in range(T):  # a car 2 cells long moving one cell a frame along x
+        occ[0, t, 2 + t:4 + t, 4:6, 1] = 4
+    traj = torch.zeros(1, T, 3)
+    model = build(predict_samples=4, motion=dict(classes=(4,), min_speed=0.1),
+                  sampler=dict(steps=2, method='euler', agent_spread=4.0)).eval()
+    with torch.no_grad():
+        out = model({'occ': occ, 'traj': traj}, mode='predict')[0]
+        point = model.forecast(occ[:, :P], traj, generator=torch.Generator().manual_seed(0))
+        point0 = model.forecast(occ[:, :P], traj, generator=torch.Generator().manual_seed(9),
+                                agent_spread=0.0)
+    samples = out['pred_samples']  # (K, T_f, X, Y, Z)
+    assert torch.equal(samples[0], out['pred_occ'])
+    assert torch.equal(point, point0)  # no spread: the generator does not move the agents
+    moved = [(s != samples[0]) for s in samples[1:]]
+    assert any(m.any() for m in moved)
+    for m, s in zip(moved, samples[1:]):  # only the car's voxels and the free it leaves
+        assert set(s[m].tolist()) | set(samples[0][m].tolist()) <= {4, 17}
+        assert not m[..., 0].any()  # the road layer is the same in every sample

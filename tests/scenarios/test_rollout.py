@@ -135,3 +135,26 @@ def test_evaluate_errors():
         sample_futures(NoisyStandIn(), _window(P=1), {'a': np.zeros((3, 3))})
     with pytest.raises(ValueError, match="trajectory 'a'"):
         ScenarioGenerator(NoisyStandIn()).evaluate(_window(), {'a': np.full((3, 3), np.inf)})
+
+
+class SpreadStandIn(NoisyStandIn):
+    """Records the agent spread each row was forecast with, as the voxel's z index."""
+    sampler = {'agent_spread': 2.0}
+
+    def forecast(self, past_occ, traj, generator=None, agent_spread=0.0, **kwargs):
+        out = super().forecast(past_occ, traj, generator=generator)
+        spreads = agent_spread if isinstance(agent_spread, list) else [agent_spread] * len(out)
+        for b, sp in enumerate(spreads):
+            out[b] = torch.roll(out[b], int(sp), dims=-1)  # z index = the spread
+        return out
+
+
+def test_samples_after_the_first_draw_the_agents_motion():
+    model, window = SpreadStandIn(), _window()
+    trajs = {'a': np.array([[1.0 * (k + 1), 0, 0] for k in range(3)])}
+    for bs in (1, 4):
+        out = sample_futures(model, window, trajs, k=3, seed=7, batch_size=bs)['a']  # (3, 3, X, Y, Z)
+        z = [int(np.nonzero(s[0] == 4)[2][0]) for s in out]
+        assert z == [0, 2, 2]  # sample 0 as tracked, samples 1, 2 with the model's spread
+    one = sample_futures(model, window, trajs, k=1, seed=7)['a']
+    assert int(np.nonzero(one[0, 0] == 4)[2][0]) == 0  # a single sample: as tracked
