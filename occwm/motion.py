@@ -687,7 +687,8 @@ def motion_warp(past: np.ndarray, traj: np.ndarray, grid: OccGrid = DEFAULT_GRID
         if along_path and agents:
             agents = follow_path(agents, traj, len(fut), grid)
     if spread and agents:
-        agents = draw_motion(agents, rng if rng is not None else np.random.default_rng(), spread, grid)
+        rng = rng if rng is not None else np.random.default_rng()
+        agents = draw_motion(agents, rng, spread, grid)
     static = lift_agents(past[-1], agents, grid.free_label) if agents else past[-1]
     poses = fut[ks - 1]  # (T_f, 3)
     w, v = warp_planar(static[None], poses[None], grid, fill=grid.free_label)  # (1, T_f, X, Y, Z)

@@ -543,7 +543,8 @@ class OccForecaster(BaseModel):
         if self.residual is None:
             return self.decode(z)  # (B, T_f, X, Y, Z)
         rngs = _numpy_rngs(generator, B) if any(_per_row(agent_spread, B)) else None
-        base = self.warp_present(past_occ.to(device), traj, agent_spread, rngs)  # the tracker runs once
+        # the tracker runs once
+        base = self.warp_present(past_occ.to(device), traj, agent_spread, rngs)
         args = self._residual_inputs(past_occ.to(device), context[:, -1], z, traj, base=base)
         out = self.residual(*args).unflatten(0, (B, Tf))  # (B, T_f, X, Y, Z)
         threshold = self.trust_threshold()

@@ -153,7 +153,7 @@ def test_samples_after_the_first_draw_the_agents_motion():
     model, window = SpreadStandIn(), _window()
     trajs = {'a': np.array([[1.0 * (k + 1), 0, 0] for k in range(3)])}
     for bs in (1, 4):
-        out = sample_futures(model, window, trajs, k=3, seed=7, batch_size=bs)['a']  # (3, 3, X, Y, Z)
+        out = sample_futures(model, window, trajs, k=3, seed=7, batch_size=bs)['a']  # (k, H, X, Y, Z)
         z = [int(np.nonzero(s[0] == 4)[2][0]) for s in out]
         assert z == [0, 2, 2]  # sample 0 as tracked, samples 1, 2 with the model's spread
     one = sample_futures(model, window, trajs, k=1, seed=7)['a']
