@@ -500,12 +500,13 @@ AGENT_SPREAD = {
 
 
 def draw_motion(agents: Sequence[MovingAgent], rng: np.random.Generator, scale: float = 1.0,
-                grid: OccGrid = DEFAULT_GRID, spread=None) -> List[MovingAgent]:
+                grid: OccGrid = DEFAULT_GRID) -> List[MovingAgent]:
     """The agents with a velocity drawn around the tracked one: one possible future.
 
     Each agent gets ``jitter`` = ``scale`` x (``z_a`` sigma_along e + ``z_c``
     sigma_across n) x ``FRAME_DT`` / voxel size, voxels per frame, with ``z_a``, ``z_c``
-    standard Gaussian draws of ``rng``, e the unit direction of its tracked motion
+    standard Gaussian draws of ``rng``, sigma from :data:`AGENT_SPREAD` (m/s; a class
+    not in it takes the car's), e the unit direction of its tracked motion
     (``shift``) and n its left normal: a constant change of velocity, so its
     displacement after ``k`` frames moves by ``k`` jitters (the constant-velocity model
     with a Gaussian velocity, the usual sampling baseline of trajectory prediction).
@@ -515,17 +516,14 @@ def draw_motion(agents: Sequence[MovingAgent], rng: np.random.Generator, scale: 
         rng: the source of the draws (one pair per agent, in order).
         scale: times the spread; 0 returns copies without jitter.
         grid: the occupancy grid (voxel size).
-        spread: ``{label: (sigma_along, sigma_across)}`` m/s (default
-            :data:`AGENT_SPREAD`; a label not in it takes the car's).
 
     Returns:
         New ``MovingAgent`` objects, in order.
     """
-    spread = AGENT_SPREAD if spread is None else spread
     out = []
     for a in agents:
         z = rng.standard_normal(2)
-        s_along, s_across = spread.get(int(a.label), spread.get(4, AGENT_SPREAD[4]))
+        s_along, s_across = AGENT_SPREAD.get(int(a.label), AGENT_SPREAD[4])
         v = np.asarray(a.shift, np.float64)
         n = np.linalg.norm(v)
         e = v / n if n > 1e-9 else np.array([1.0, 0.0])

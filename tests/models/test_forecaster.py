@@ -432,16 +432,22 @@ def test_weights_from_before_auto_trust_load_uncalibrated():
     assert torch.isnan(model.trust_ious).all() and model.trust_threshold() is None
 
 
+def moving_car_window():
+    """``occ (1, P + TF, X, Y, Z) uint8``: a road on z = 0 and a car 2 cells long moving
+    one cell a frame along x; ``traj (1, P + TF, 3)``: a standing ego."""
+    T = P + TF
+    occ = torch.full((1, T, X, Y, Z), 17, dtype=torch.uint8)
+    occ[..., 0] = 11  # road
+    for t in range(T):
+        occ[0, t, 2 + t:4 + t, 4:6, 1] = 4
+    return occ, torch.zeros(1, T, 3)
+
+
 def test_untrusted_windows_get_the_tracked_agents_with_untrusted_motion():
     """untrusted='motion': a window failing the trust check is the warp with the tracked
     agents moved on (occwm.motion.motion_warp, no unseen fill); 'warp': the warp."""
     from occwm.motion import motion_warp
-    T = P + TF
-    occ = torch.full((1, T, X, Y, Z), 17, dtype=torch.uint8)
-    occ[..., 0] = 11  # road
-    for t in range(T):  # a car 2 cells long moving one cell a frame along x
-        occ[0, t, 2 + t:4 + t, 4:6, 1] = 4
-    traj = torch.zeros(1, T, 3)
+    occ, traj = moving_car_window()
     past = occ[:, :P]
     for untrusted in ('motion', 'warp'):
         model = build(trust_min_iou=1.01, untrusted=untrusted, unseen=(11,),
@@ -463,12 +469,7 @@ def test_predict_samples_draw_the_tracked_agents_motion():
     """predict_samples K: sample 0 is pred_occ with the agents as tracked; the other
     samples draw each agent's velocity (sampler['agent_spread']) and differ on it only;
     agent_spread=0 is the point forecast."""
-    T = P + TF
-    occ = torch.full((1, T, X, Y, Z), 17, dtype=torch.uint8)
-    occ[..., 0] = 11  # road
-    for t in range(T):  # a car 2 cells long moving one cell a frame along x
-        occ[0, t, 2 + t:4 + t, 4:6, 1] = 4
-    traj = torch.zeros(1, T, 3)
+    occ, traj = moving_car_window()
     model = build(predict_samples=4, motion=dict(classes=(4,), min_speed=0.1),
                   sampler=dict(steps=2, method='euler', agent_spread=4.0)).eval()
     with torch.no_grad():
